@@ -1,0 +1,36 @@
+// moh-bench: speed benchmarks (programs, not tests). Subcommands: attention, dit, vit.
+#include <CLI/CLI.hpp>
+
+#include "apps/app_main.h"
+#include "apps/bench/bench_common.h"
+
+int main(int argc, char** argv) {
+  return moh::run_app("moh-bench", [&]() -> int {
+    CLI::App app{"Benchmarks: warm-up, then the median of timed runs; ratios against reference implementations\n"
+                 "measured in the same run. Random weights unless --weights is given."};
+    app.require_subcommand(1);
+    moh::bench::BenchOptions o;
+    auto common = [&o](CLI::App* s) {
+      s->add_option("--device", o.device, "auto|cpu|cuda[:N] (default auto)");
+      s->add_option("--dtype", o.dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+      s->add_option("--warmup", o.warmup, "untimed warm-up runs (default 3)");
+      s->add_option("--iters", o.iters, "timed runs; the median is reported (default 10)");
+      s->add_option("--json", o.json_out, "also write results as JSON to this file");
+      s->add_option("--only", o.only, "run only these named cases");
+    };
+    auto* att = app.add_subcommand("attention", "MoH router + sparse-head attention vs masked dense vs dense");
+    auto* dit = app.add_subcommand("dit", "MoH-DiT-XL/2-90 forward and end-to-end sampling");
+    auto* vit = app.add_subcommand("vit", "MoH-ViT S-80 / B-75 classification throughput");
+    for (auto* s : {att, dit, vit}) common(s);
+    dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");
+    vit->add_option("--weights", o.weights, "ViT safetensors (random weights when omitted)");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
+    if (att->parsed()) return moh::bench::bench_attention(o);
+    if (dit->parsed()) return moh::bench::bench_dit(o);
+    return moh::bench::bench_vit(o);
+  });
+}

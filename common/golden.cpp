@@ -1,0 +1,82 @@
+#include "common/golden.h"
+
+#include "common/error.h"
+
+namespace moh {
+
+GoldenFile::GoldenFile(const std::string& path) : file_(std::make_shared<SafetensorsFile>(path)) {
+  const std::string fmt = file_->meta("format");
+  MOH_CHECK(fmt == "moh-golden-v1", "'", path, "' is not a reference file (metadata 'format' is '", fmt,
+            "', expected 'moh-golden-v1')");
+  try {
+    config_ = nlohmann::json::parse(file_->meta("config", "{}"));
+    tolerance_ = nlohmann::json::parse(file_->meta("recommended_tolerance", "{}"));
+  } catch (const std::exception& e) {
+    throw Error("reference file '" + path + "': metadata 'config' or 'recommended_tolerance' is not valid JSON (" +
+                e.what() + ")");
+  }
+}
+
+std::string GoldenFile::family() const { return file_->meta("family"); }
+
+Tolerance GoldenFile::tolerance(const std::string& output) const {
+  Tolerance t;
+  const nlohmann::json* src = &tolerance_;
+  if (!output.empty() && tolerance_.is_object() && tolerance_.contains(output) && tolerance_[output].is_object())
+    src = &tolerance_[output];
+  if (src->is_object()) {
+    if (src->contains("atol") && (*src)["atol"].is_number()) t.atol = (*src)["atol"].get<double>();
+    if (src->contains("rtol") && (*src)["rtol"].is_number()) t.rtol = (*src)["rtol"].get<double>();
+  }
+  return t;
+}
+
+std::map<std::string, torch::Tensor> GoldenFile::weights() const {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& n : file_->names()) {
+    if (n.rfind("in.", 0) == 0 || n.rfind("out.", 0) == 0 || n.rfind("mid.", 0) == 0 || n.rfind("buf.", 0) == 0)
+      continue;
+    out[n] = file_->tensor(n);
+  }
+  return out;
+}
+
+std::map<std::string, torch::Tensor> GoldenFile::weights(const std::string& prefix) const {
+  std::map<std::string, torch::Tensor> out;
+  for (auto& [n, t] : weights())
+    if (n.rfind(prefix, 0) == 0) out[n.substr(prefix.size())] = t;
+  return out;
+}
+
+std::vector<std::string> GoldenFile::names_with_prefix(const std::string& prefix) const {
+  std::vector<std::string> out;
+  for (const auto& n : file_->names())
+    if (n.rfind(prefix, 0) == 0) out.push_back(n);
+  return out;
+}
+
+Comparison compare_tensors(const torch::Tensor& ours, const torch::Tensor& ref, const Tolerance& tol) {
+  Comparison c;
+  auto a = ours.detach().to(torch::kCPU, torch::kFloat64);
+  auto b = ref.detach().to(torch::kCPU, torch::kFloat64);
+  if (a.numel() != b.numel()) {
+    c.shape_ok = false;
+    c.note = "shape mismatch";
+    return c;
+  }
+  a = a.reshape(b.sizes());
+  if (b.numel() == 0) {
+    c.pass = true;
+    return c;
+  }
+  auto diff = (a - b).abs();
+  c.max_abs = diff.max().item<double>();
+  c.max_ref = b.abs().max().item<double>();
+  c.max_rel = (diff / (b.abs() + 1e-12)).max().item<double>();
+  const bool finite = torch::isfinite(a).all().item<bool>();
+  c.pass = finite && (diff <= tol.atol + tol.rtol * b.abs()).all().item<bool>();
+  if (!finite) c.note = "non-finite values";
+  return c;
+}
+
+}  // namespace moh

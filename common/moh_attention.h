@@ -1,0 +1,21 @@
+// MoH attention core shared by MoH-DiT's MoHAttention and any full-attention layer that gates heads:
+// per-head softmax attention, then gate x head output, written head-major into [B, N, h*d] for `proj`
+// (spec/moh-attention.md §3). CPU/any device: LibTorch reference. CUDA tensors: the sparse-head kernels
+// (kernels/moh_attention.cu), which compute only the (token, head) pairs whose gate is non-zero.
+#pragma once
+#include <torch/torch.h>
+
+namespace moh {
+
+// q, k, v: [B, h, N, d]; gates: [B, N, h]. Returns [B, N, h*d] = concat_h(gates[..., h] * softmax(q k^T * scale) v).
+torch::Tensor moh_gated_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  const torch::Tensor& gates, double scale);
+
+// The LibTorch reference on any device (what the official code computes: dense, then multiply by the gates).
+torch::Tensor moh_gated_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                            const torch::Tensor& gates, double scale);
+
+// True when this build can run the CUDA kernels (Torch with CUDA and a visible device).
+bool moh_cuda_kernels_available();
+
+}  // namespace moh

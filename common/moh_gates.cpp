@@ -1,0 +1,59 @@
+#include "common/moh_gates.h"
+
+#include <limits>
+
+#include "common/error.h"
+
+namespace moh {
+
+void MoHGateConfig::validate(const std::string& where) const {
+  MOH_CHECK(num_heads > 0, where, ": num_heads must be positive (got ", num_heads, ")");
+  MOH_CHECK(shared_head >= 0 && shared_head <= num_heads, where, ": shared_head ", shared_head,
+            " must be in [0, num_heads=", num_heads, "]");
+  MOH_CHECK(routed_head >= 0 && routed_head <= experts(), where, ": routed_head ", routed_head,
+            " must be in [0, num_heads - shared_head = ", experts(), "]");
+  if (routed_head == 0) {
+    MOH_CHECK(shared_head > 1, where, ": shared_head=", shared_head, ", routed_head=0 cannot run: the official code "
+              "gates every head with wg_1, which exists only when shared_head > 1");
+    MOH_CHECK(shared_head == num_heads, where, ": routed_head=0 needs shared_head == num_heads (got ", shared_head,
+              " of ", num_heads, "): the official code multiplies an hs-wide gate into all h heads");
+  } else if (shared_head == 1) {
+    MOH_CHECK(allow_single_shared, where, ": shared_head=1 with routed_head>0 cannot run in the official MoH-DiT "
+              "code (it calls wg_1, which exists only when shared_head > 1); use shared_head 0 or >= 2");
+  }
+}
+
+torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const MoHGateWeights& w,
+                        MoHGateDebug* debug) {
+  const int64_t B = u.size(0), N = u.size(1), C = u.size(2);
+  auto flat = u.reshape({B * N, C});  // [B*N, C]
+  auto shared_gates = [&]() -> torch::Tensor {
+    if (cfg.shared_head > 1) return torch::softmax(torch::matmul(flat, w.wg_1.t()), -1) * cfg.shared_head;
+    return torch::ones({B * N, 1}, flat.options()) * cfg.shared_head;  // ViT hs == 1: constant gate
+  };
+  if (cfg.routed_head == 0) return shared_gates().reshape({B, N, cfg.num_heads});  // [B*N, h] -> [B, N, h]
+
+  auto probs = torch::softmax(torch::matmul(flat, w.wg.t()), -1);  // [B*N, E]
+  auto topk = std::get<1>(torch::topk(probs, cfg.routed_head, -1));  // [B*N, hr]
+  auto mask = torch::zeros_like(probs).scatter_(1, topk, 1.0);
+  auto kept = probs * mask;
+  const double eps = u.scalar_type() == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
+                     : u.scalar_type() == torch::kFloat32 ? std::numeric_limits<float>::epsilon()
+                     : u.scalar_type() == torch::kBFloat16 ? 0.0078125
+                                                           : 0.0009765625;  // finfo(dtype).eps
+  auto routed = kept / torch::clamp_min(kept.sum(-1, true), eps) * cfg.routed_head;  // [B*N, E]
+  if (debug) {
+    debug->router_probs = probs;
+    debug->topk_indices = topk;
+  }
+  torch::Tensor gates;
+  if (cfg.shared_head == 0) {
+    gates = routed;
+  } else {
+    auto mix = torch::softmax(torch::matmul(flat, w.wg_0.t()), -1) * 2.0;  // [B*N, 2]
+    gates = torch::cat({shared_gates() * mix.slice(1, 0, 1), routed * mix.slice(1, 1, 2)}, 1);  // [B*N, h]
+  }
+  return gates.reshape({B, N, cfg.num_heads});  // [B*N, h] -> [B, N, h]
+}
+
+}  // namespace moh

@@ -1,0 +1,40 @@
+// MoH router: per-token per-head gates (spec/moh-attention.md §2). Mirrors the gate code of MoH-DiT/models.py
+// `MoHAttention.forward` and MoH-ViT/attention.py `Attention.forward` (identical formulas).
+#pragma once
+#include <torch/torch.h>
+
+namespace moh {
+
+struct MoHGateConfig {
+  int64_t num_heads = 0;    // h: all heads (shared + routed candidates)
+  int64_t shared_head = 0;  // hs
+  int64_t routed_head = 0;  // hr: top-k over the E = h - hs candidates
+  // MoH-ViT accepts hs == 1 with a constant shared gate of ones; the official MoH-DiT code cannot build it.
+  bool allow_single_shared = false;
+
+  int64_t experts() const { return num_heads - shared_head; }
+  bool has_wg() const { return routed_head > 0; }
+  bool has_wg0() const { return routed_head > 0 && shared_head > 0; }
+  bool has_wg1() const { return shared_head > 1; }
+  // Throws moh::Error with the reason when the official code cannot run this configuration.
+  void validate(const std::string& where) const;
+};
+
+// Gate weights (bias-free Linear weights); undefined tensors for layers the configuration does not create.
+struct MoHGateWeights {
+  torch::Tensor wg;    // [E, C]
+  torch::Tensor wg_0;  // [2, C]
+  torch::Tensor wg_1;  // [hs, C]
+};
+
+// Optional intermediates for parity checks.
+struct MoHGateDebug {
+  torch::Tensor router_probs;  // [B*N, E] softmax(wg(u))
+  torch::Tensor topk_indices;  // [B*N, hr]
+};
+
+// u: [B, N, C] (the tensor that feeds qkv). Returns gates [B, N, h] in u's dtype; unselected routed heads are 0.
+torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const MoHGateWeights& w,
+                        MoHGateDebug* debug = nullptr);
+
+}  // namespace moh
