@@ -1,6 +1,72 @@
+// moh-bench vit: MoH-ViT-S-80 and MoH-ViT-B-75 classification throughput at 224x224 (random weights unless
+// --weights), compared with the official PyTorch eager anchors measured on the same H200 (DESIGN.md: 492 / 369
+// img/s at batch 256, bf16 autocast). Batch 256 on CUDA; on the CPU a small batch (override: MOH_BENCH_VIT_BATCH).
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
 #include "apps/bench/bench_common.h"
+#include "common/atomic_file.h"
+#include "common/device.h"
 #include "common/error.h"
+#include "vit/config.h"
+#include "vit/model.h"
 
 namespace moh::bench {
-int bench_vit(const BenchOptions& o) { throw Unsupported("moh-bench vit is not implemented yet"); }
+namespace {
+
+struct VitCase {
+  const char* name;    // --only name
+  const char* preset;  // vit preset
+  double anchor_img_s; // official PyTorch eager, H200, batch 256, bf16 autocast
+};
+
+bool selected(const BenchOptions& o, const VitCase& c) {
+  if (o.only.empty()) return true;
+  for (const auto& s : o.only)
+    if (s == c.name || s == c.preset || (vit::is_vit_preset(s) && vit::vit_preset(s).name == vit::vit_preset(c.preset).name))
+      return true;
+  return false;
+}
+
+}  // namespace
+
+int bench_vit(const BenchOptions& o) {
+  const VitCase cases[] = {{"s80", "moh-vit-s-80", 492.0}, {"b75", "moh-vit-b-75", 369.0}};
+  const auto device = parse_device(o.device);
+  const auto dtype = parse_dtype(o.dtype, device);
+  int64_t batch = device.is_cuda() ? 256 : 4;
+  if (const char* env = std::getenv("MOH_BENCH_VIT_BATCH")) batch = std::atoll(env);
+  MOH_CHECK(batch >= 1, "MOH_BENCH_VIT_BATCH must be a positive integer");
+  int n_selected = 0;
+  for (const auto& c : cases) n_selected += selected(o, c);
+  MOH_CHECK(n_selected > 0, "--only matches none of the vit cases (s80, b75)");
+  MOH_CHECK(o.weights.empty() || n_selected == 1, "--weights belongs to one model: add --only s80 or --only b75");
+
+  torch::NoGradGuard no_grad;
+  nlohmann::json results = nlohmann::json::array();
+  for (const auto& c : cases) {
+    if (!selected(o, c)) continue;
+    auto cfg = vit::vit_preset(c.preset);
+    auto model = vit::build_vit(cfg, o.weights, device, dtype);
+    auto x = torch::randn({batch, 3, cfg.img_size, cfg.img_size}, torch::TensorOptions().device(device).dtype(dtype));
+    const auto t = time_it([&] { model->forward(x); }, device, o.warmup, o.iters);
+    const double img_s = batch / (t.median_ms / 1000.0);
+    char extra[256];
+    if (device.is_cuda())
+      std::snprintf(extra, sizeof extra, "batch %lld %s: %.1f img/s (official eager anchor %.0f img/s: x%.2f)",
+                    (long long)batch, dtype_to_string(dtype).c_str(), img_s, c.anchor_img_s, img_s / c.anchor_img_s);
+    else
+      std::snprintf(extra, sizeof extra, "batch %lld %s on %s: %.2f img/s (anchors are GPU numbers)", (long long)batch,
+                    dtype_to_string(dtype).c_str(), device_to_string(device).c_str(), img_s);
+    report(std::string("vit ") + cfg.name, t, extra);
+    results.push_back({{"name", c.name}, {"model", cfg.name}, {"batch", batch}, {"device", device_to_string(device)},
+                       {"dtype", dtype_to_string(dtype)}, {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
+                       {"max_ms", t.max_ms}, {"images_per_second", img_s},
+                       {"anchor_images_per_second", c.anchor_img_s}});
+  }
+  if (!o.json_out.empty()) write_file_atomic(o.json_out, nlohmann::json{{"vit", results}}.dump(2) + "\n");
+  return 0;
+}
+
 }  // namespace moh::bench

@@ -1,0 +1,91 @@
+// moh-classify: top-k ImageNet (or custom) classes of images with a MoH-ViT model. Thin CLI over vit/classify.h.
+// Exit codes: 0 all images classified, 3 some images could not be read (they are reported and skipped),
+// 1 bad input (model, weights, flags), 2 unsupported request.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "apps/app_main.h"
+#include "common/atomic_file.h"
+#include "common/device.h"
+#include "common/error.h"
+#include "vit/classify.h"
+#include "vit/config.h"
+
+int main(int argc, char** argv) {
+  return moh::run_app("moh-classify", [&]() -> int {
+    CLI::App app{"Classify images with a MoH-ViT (MoH-TransNeXt) model.\n"
+                 "Inputs are image files, folders (searched recursively) or quoted globs."};
+    std::vector<std::string> inputs;
+    std::string model = "moh-vit-s-80", weights, device = "auto", dtype = "auto", json_out;
+    int topk = 5, batch = 16;
+    app.add_option("inputs", inputs, "images, folders or globs")->required();
+    app.add_option("--model", model, "preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75) or config .json "
+                                     "(default moh-vit-s-80)");
+    app.add_option("--weights", weights, "safetensors checkpoint with official key names (random weights if omitted)");
+    app.add_option("--topk", topk, "classes to show per image (default 5)");
+    app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");
+    app.add_option("--dtype", dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+    app.add_option("--batch-size", batch, "images per forward pass (default 16)");
+    app.add_option("--json", json_out, "also write the results as JSON to this file ('-' = stdout, no text output)");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+      return app.exit(e);
+    }
+    MOH_CHECK(topk >= 1, "--topk must be >= 1 (got ", topk, ")");
+    MOH_CHECK(batch >= 1, "--batch-size must be >= 1 (got ", batch, ")");
+    const auto cfg = moh::vit::resolve_vit_model(model);
+    const auto dev = moh::parse_device(device);
+    const auto dt = moh::parse_dtype(dtype, dev);
+    const auto files = moh::vit::expand_image_inputs(inputs);
+    if (weights.empty())
+      std::cerr << "moh-classify: warning: no --weights given; the model has random weights and its predictions "
+                   "mean nothing\n";
+    moh::vit::Classifier clf(cfg, weights, dev, dt);
+
+    const bool text = json_out != "-";
+    int failed = 0;
+    auto results = clf.classify_files(files, batch, topk, [&](const moh::vit::ClassifyResult& r) {
+      if (!r.ok) {
+        ++failed;
+        std::cerr << "moh-classify: skipped '" << r.path << "': " << r.error << "\n";
+        return;
+      }
+      if (!text) return;
+      std::cout << r.path << "\n";
+      for (size_t i = 0; i < r.top.size(); ++i) {
+        char line[64];
+        std::snprintf(line, sizeof line, "  %zu. %7.4f  %5lld", i + 1, r.top[i].probability,
+                      (long long)r.top[i].index);
+        std::cout << line << (r.top[i].label.empty() ? "" : "  ") << r.top[i].label << "\n";
+      }
+    });
+
+    if (!json_out.empty()) {
+      nlohmann::json j;
+      j["model"] = cfg.name;
+      j["weights"] = weights;
+      j["device"] = moh::device_to_string(dev);
+      j["dtype"] = moh::dtype_to_string(dt);
+      j["results"] = nlohmann::json::array();
+      for (const auto& r : results) {
+        nlohmann::json e{{"path", r.path}, {"ok", r.ok}};
+        if (!r.ok) e["error"] = r.error;
+        e["top"] = nlohmann::json::array();
+        for (const auto& p : r.top)
+          e["top"].push_back({{"index", p.index}, {"label", p.label}, {"probability", p.probability}});
+        j["results"].push_back(e);
+      }
+      if (json_out == "-")
+        std::cout << j.dump(2) << "\n";
+      else
+        moh::write_file_atomic(json_out, j.dump(2) + "\n");
+    }
+    if (failed) {
+      std::cerr << "moh-classify: " << failed << " of " << results.size() << " images could not be classified\n";
+      return 3;
+    }
+    return 0;
+  });
+}

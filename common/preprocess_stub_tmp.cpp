@@ -1,5 +1,0 @@
-#include "common/error.h"
-#include "common/parity.h"
-namespace moh {
-std::vector<ParityCheck> run_preproc_parity(const GoldenFile& g) { throw Unsupported("preproc parity not built yet"); }
-}

@@ -1,0 +1,24 @@
+// Small building blocks of the MoH-DiT modules that torch::nn does not offer in the needed form.
+// `Linear` is nn.Linear with the official parameter names (weight [out, in], bias [out]) but WITHOUT random
+// initialisation: DiT weights always come from a checkpoint, and skipping the init makes building an XL
+// model (675 M parameters) instant and lets untouched pages stay unallocated (manifest tests, loaders).
+#pragma once
+#include <torch/torch.h>
+
+namespace moh::dit {
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
+  // x: [..., in] -> [..., out]; at::linear picks addmm (fused bias) for 2-D and contiguous inputs.
+  torch::Tensor forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+  torch::Tensor weight, bias;  // bias undefined when bias=false
+};
+TORCH_MODULE(Linear);
+
+// Fills every floating-point parameter of `module` with N(0, std) (std = clamp(1/sqrt(fan_in), 0.02, 0.2)
+// for >= 2-D tensors, 0.05 for 1-D) from a seeded generator: random but well-scaled weights for benchmarks
+// and tests that need a model without a checkpoint. Parameters named "pos_embed" are left untouched.
+void init_random_weights(torch::nn::Module& module, uint64_t seed);
+
+}  // namespace moh::dit

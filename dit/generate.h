@@ -1,0 +1,125 @@
+// Class-conditional image generation with MoH-DiT: seeded initial noise, DDPM/DDIM sampling with classifier-free
+// guidance, SD-VAE decoding (or none for pixel-space models) and uint8 quantisation; plus the output side (one PNG
+// per image, a make_grid-style grid, the ADM-evaluation .npz, a JSON sidecar) written all-or-nothing.
+// Mirrors SkyworkAI/MoH MoH-DiT/sample.py and sample_ddp.py (== facebookresearch/DiT); facts in
+// spec/diffusion.md §6-8 and spec/moh-dit.md §2.9.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dit/diffusion.h"
+#include "dit/model.h"
+#include "dit/vae.h"
+
+namespace moh::dit {
+
+struct GenerateParams {
+  std::vector<int64_t> labels;   // one class index per image, in output order
+  std::string sampler = "ddpm";  // "ddpm" (p_sample_loop, what both official scripts use) or "ddim"
+  int64_t steps = 250;           // respacing "N" of create_diffusion(str(N))
+  double eta = 0.0;              // DDIM only
+  // Guidance as sample_ddp.py: cfg_scale != 1 runs the doubled [cond; null] batch through forward_with_cfg;
+  // cfg_scale == 1 runs the plain conditional model (no unconditional pass).
+  double cfg_scale = 1.5;
+  bool cfg_all_channels = false;  // guide all in_channels eps channels instead of the official first 3
+  uint64_t seed = 0;
+  int64_t batch_size = 32;        // images per model batch (the model sees 2x with CFG)
+  bool progress = true;           // progress bar on stderr (steps/s, ETA)
+
+  // Test hooks for parity with the official scripts: replace the seeded x_T draw of batch 0 / the per-step
+  // noise. Unset in normal use.
+  std::optional<torch::Tensor> initial_noise;  // [batch, C, L, L] for the (single) batch
+  std::optional<NoiseFn> step_noise;
+};
+
+// One decoded batch: images [b, H, W, 3] uint8 on CPU (gray models replicated to 3 channels), the float images
+// [b, C, H, W] fp32 CPU in [-1, 1] (not clamped; VAE output or the pixel-space model output) and their labels.
+struct GeneratedBatch {
+  int64_t first_index = 0;
+  torch::Tensor images_u8;
+  torch::Tensor images;
+  std::vector<int64_t> labels;
+};
+
+struct GenerateStats {
+  int64_t images = 0;
+  int64_t model_steps = 0;  // sampler steps summed over batches
+  double seconds = 0, sampling_seconds = 0, decode_seconds = 0;
+};
+
+// Every setting of `p` (labels excluded) as JSON, for the sidecar.
+nlohmann::json params_to_json(const GenerateParams& p);
+
+// sample_ddp.py quantisation: uint8 = trunc(clamp(127.5 x + 128, 0, 255)), [b, C, H, W] -> [b, H, W, C] on CPU.
+torch::Tensor quantize_images(const torch::Tensor& images);
+
+// Runs the whole pipeline batch by batch, handing each batch to `sink` (so 50k images need not fit in memory).
+// `vae` may be null only for pixel-space models (in_channels 1 or 3: the model output IS the image in [-1, 1]).
+// Randomness: one torch::Generator on `device`, seeded with params.seed; per batch x_T = randn([b, C, L, L]) then
+// one randn draw of the sampler state's shape per step (sample.py's stream for the first batch): same seed +
+// device + settings (incl. batch size) -> identical images. Model and VAE must already be on `device`.
+GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& params, const torch::Device& device,
+                              const std::function<void(const GeneratedBatch&)>& sink);
+
+// ------------------------------------------------------------------------------------------------ outputs
+struct OutputOptions {
+  std::string out_dir;
+  bool pngs = true;
+  bool grid = false;
+  int64_t grid_nrow = 8;  // torchvision make_grid default; sample.py uses 4
+  bool npz = false;       // samples.npz with uint8 arr_0 [N, H, W, 3] (ADM evaluation layout)
+  bool overwrite = false; // allow replacing files of the same names in an existing, non-empty out_dir
+};
+
+struct NpzStream;  // streaming .npz writer (generate.cpp)
+
+// Collects a run's outputs in a staging folder next to out_dir and moves them into place only in commit(): a
+// failure or interruption leaves out_dir untouched (the staging folder is removed by the destructor).
+// Created before sampling, so an unwritable --out fails in seconds, not after hours.
+class GenerationWriter {
+ public:
+  GenerationWriter(OutputOptions options, int64_t total_images);
+  ~GenerationWriter();
+  GenerationWriter(const GenerationWriter&) = delete;
+  GenerationWriter& operator=(const GenerationWriter&) = delete;
+
+  // `name_of(label)` gives the class part of the file name ("207_golden_retriever").
+  void add(const GeneratedBatch& batch, const std::function<std::string(int64_t)>& name_of);
+  // Writes grid / npz trailer / sidecar (with "files" added) and moves everything into out_dir.
+  void commit(nlohmann::json sidecar);
+  const std::vector<std::string>& files() const { return files_; }  // names relative to out_dir
+
+ private:
+  OutputOptions o_;
+  int64_t total_;
+  std::string out_path_;  // absolute, normalised out_dir
+  std::string staging_;
+  std::vector<std::string> files_;
+  std::vector<torch::Tensor> grid_images_;
+  std::map<int64_t, int64_t> per_class_count_;
+  std::unique_ptr<NpzStream> npz_;
+  bool committed_ = false;
+};
+
+// torchvision.utils.make_grid layout on uint8 images [N, H, W, 3]: nrow images per row, 2-pixel padding of 0
+// around and between tiles -> [rows*(H+2)+2, min(nrow,N)*(W+2)+2, 3].
+torch::Tensor make_grid_u8(const torch::Tensor& images, int64_t nrow, int64_t padding = 2);
+
+// Writes `array` (uint8, any shape, CPU) as `name`.npy inside an uncompressed .npz (zip, ZIP64 when large) in one
+// pass; what numpy.load(path)[name] returns.
+// force_zip64 writes the ZIP64 records even for small arrays (tests of the >4 GiB layout).
+void write_npz_u8(const std::string& path, const std::string& name, const torch::Tensor& array,
+                  bool force_zip64 = false);
+
+// "golden retriever" -> "golden_retriever": file-name-safe lowercase slug.
+std::string slugify(const std::string& s);
+
+}  // namespace moh::dit

@@ -1,0 +1,263 @@
+// MoH-DiT model (SkyworkAI/MoH MoH-DiT/models.py: TimestepEmbedder, LabelEmbedder, DiTBlock, FinalLayer, DiT,
+// get_2d_sincos_pos_embed; timm layers/patch_embed.py PatchEmbed, layers/mlp.py Mlp). spec/moh-dit.md §2.
+#include "dit/model.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "common/safetensors.h"
+#include "common/weights.h"
+
+namespace moh::dit {
+namespace {
+
+// modulate(z, shift, scale) = z * (1 + scale[:, None]) + shift[:, None], fused into one addcmul.
+torch::Tensor modulate(const torch::Tensor& z, const torch::Tensor& shift, const torch::Tensor& scale) {
+  return torch::addcmul(shift.unsqueeze(1), z, scale.unsqueeze(1) + 1);  // [B, T, C]
+}
+
+// LayerNorm without affine, eps 1e-6 (norm1, norm2, norm_final).
+torch::Tensor plain_layer_norm(const torch::Tensor& x) {
+  return torch::layer_norm(x, {x.size(-1)}, /*weight=*/{}, /*bias=*/{}, 1e-6);
+}
+
+void freeze(torch::nn::Module& m) {
+  for (auto& p : m.parameters()) p.set_requires_grad(false);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- PatchEmbed
+PatchEmbedImpl::PatchEmbedImpl(int64_t input_size, int64_t patch_size, int64_t in_channels, int64_t hidden_size)
+    : input_size_(input_size), in_channels_(in_channels) {
+  proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, hidden_size, patch_size)
+                                                       .stride(patch_size)
+                                                       .bias(true)));
+  freeze(*this);
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+  MOH_CHECK(x.dim() == 4 && x.size(1) == in_channels_ && x.size(2) == input_size_ && x.size(3) == input_size_,
+            "DiT input must be [B, ", in_channels_, ", ", input_size_, ", ", input_size_, "] (the model's "
+            "in_channels and input_size; for the SD VAE input_size = image_size / 8), got ", x.sizes());
+  return proj->forward(x)     // [B, C, G, G]
+      .flatten(2)             // [B, C, T]
+      .transpose(1, 2);       // [B, T, C]
+}
+
+// ---------------------------------------------------------------------------------------------- TimestepEmbedder
+TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t hidden_size, int64_t frequency_embedding_size)
+    : freq_dim_(frequency_embedding_size) {
+  mlp = register_module("mlp", torch::nn::Sequential(Linear(frequency_embedding_size, hidden_size, true),
+                                                     torch::nn::SiLU(), Linear(hidden_size, hidden_size, true)));
+}
+
+torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, int64_t dim, double max_period) {
+  const int64_t half = dim / 2;
+  // Official op order, all fp32 on CPU: -ln(max_period) * arange(half) / half, then exp; then moved to t's device.
+  auto freqs = torch::exp(-std::log(max_period) * torch::arange(half, torch::kFloat32) / static_cast<double>(half))
+                   .to(t.device());
+  auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);  // [B, half]
+  auto emb = torch::cat({torch::cos(args), torch::sin(args)}, -1);      // [B, 2*half]
+  if (dim % 2) emb = torch::cat({emb, torch::zeros_like(emb.slice(1, 0, 1))}, -1);
+  return emb;
+}
+
+torch::Tensor TimestepEmbedderImpl::forward(const torch::Tensor& t) {
+  auto w = mlp->ptr(0)->named_parameters()["weight"];
+  return mlp->forward(timestep_embedding(t, freq_dim_).to(w.scalar_type()));
+}
+
+// ---------------------------------------------------------------------------------------------- LabelEmbedder
+LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes, int64_t hidden_size, bool null_class)
+    : rows_(num_classes + (null_class ? 1 : 0)) {
+  embedding_table = register_module("embedding_table", torch::nn::Embedding(rows_, hidden_size));
+  freeze(*this);
+}
+
+torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) {
+  MOH_CHECK(labels.dim() == 1, "DiT labels must be a 1-D tensor [B], got ", labels.sizes());
+  if (labels.numel() > 0) {
+    const auto lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
+    MOH_CHECK(lo >= 0 && hi < rows_, "DiT class label out of range: got ", lo, "..", hi, ", the model has ", rows_,
+              " label rows (classes 0..", rows_ - 1, ", the last one is the null class when the model has one)");
+  }
+  return embedding_table->forward(labels.to(torch::kLong));
+}
+
+// ---------------------------------------------------------------------------------------------- Mlp
+MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
+  fc1 = register_module("fc1", Linear(in_features, hidden_features, true));
+  fc2 = register_module("fc2", Linear(hidden_features, in_features, true));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return fc2->forward(torch::gelu(fc1->forward(x), "tanh"));
+}
+
+// ---------------------------------------------------------------------------------------------- DiTBlock
+DiTBlockImpl::DiTBlockImpl(const DiTConfig& cfg, int64_t layer) : hidden_(cfg.hidden_size) {
+  MoHAttentionOptions ao;
+  ao.dim = cfg.hidden_size;
+  ao.num_heads = cfg.num_heads.at(layer);
+  ao.shared_head = cfg.shared_head.at(layer);
+  ao.routed_head = cfg.routed_head.at(layer);
+  ao.head_dim = cfg.head_dim.at(layer);
+  ao.qkv_bias = true;
+  attn = register_module("attn", MoHAttention(ao));
+  mlp = register_module("mlp", Mlp(cfg.hidden_size, cfg.mlp_hidden()));
+  adaLN_modulation = register_module(
+      "adaLN_modulation", torch::nn::Sequential(torch::nn::SiLU(), Linear(cfg.hidden_size, 6 * cfg.hidden_size, true)));
+}
+
+torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& silu_c, DiTBlockDebug* debug) {
+  // adaLN_modulation.0 (SiLU) was applied once by the caller; .1 is the Linear.
+  auto mod = adaLN_modulation->ptr(1)->as<LinearImpl>()->forward(silu_c).chunk(6, 1);  // 6 x [B, C]
+  const auto &shift_msa = mod[0], &scale_msa = mod[1], &gate_msa = mod[2];
+  const auto &shift_mlp = mod[3], &scale_mlp = mod[4], &gate_mlp = mod[5];
+
+  MoHAttentionDebug adbg;
+  auto a = attn->forward(modulate(plain_layer_norm(x), shift_msa, scale_msa), debug ? &adbg : nullptr);
+  auto h = torch::addcmul(x, gate_msa.unsqueeze(1), a);  // x + gate_msa[:, None] * attn(...)
+  auto m = mlp->forward(modulate(plain_layer_norm(h), shift_mlp, scale_mlp));
+  if (debug) {
+    debug->attn = a;
+    debug->gates = adbg.gates;
+    debug->router_probs = adbg.router_probs;
+    debug->topk_indices = adbg.topk_indices;
+  }
+  return torch::addcmul(h, gate_mlp.unsqueeze(1), m);  // h + gate_mlp[:, None] * mlp(...)
+}
+
+// ---------------------------------------------------------------------------------------------- FinalLayer
+FinalLayerImpl::FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t out_channels) : hidden_(hidden_size) {
+  linear = register_module("linear", Linear(hidden_size, patch_size * patch_size * out_channels, true));
+  adaLN_modulation = register_module(
+      "adaLN_modulation", torch::nn::Sequential(torch::nn::SiLU(), Linear(hidden_size, 2 * hidden_size, true)));
+}
+
+torch::Tensor FinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& silu_c) {
+  auto mod = adaLN_modulation->ptr(1)->as<LinearImpl>()->forward(silu_c).chunk(2, 1);  // shift, scale [B, C]
+  return linear->forward(modulate(plain_layer_norm(x), mod[0], mod[1]));               // [B, T, p*p*out]
+}
+
+// ---------------------------------------------------------------------------------------------- DiT
+torch::Tensor DiTImpl::sincos_pos_embed(int64_t hidden_size, int64_t grid_size) {
+  // get_2d_sincos_pos_embed: float64 math; first half encodes the column (meshgrid(w, h)), second half the row;
+  // each half is [sin(pos * omega), cos(pos * omega)] with omega_k = 1 / 10000^(k / (D/4)).
+  const int64_t quarter = hidden_size / 4;
+  auto omega = torch::arange(quarter, torch::kFloat64) / (hidden_size / 4.0);
+  omega = 1.0 / torch::pow(10000.0, omega);                                   // [D/4]
+  auto pos = torch::arange(grid_size, torch::kFloat32).to(torch::kFloat64);   // grid is float32 in numpy
+  auto col = pos.repeat({grid_size});                                         // token n = i*G + j -> j
+  auto row = pos.repeat_interleave(grid_size);                                // -> i
+  auto emb1d = [&](const torch::Tensor& p) {
+    auto out = p.unsqueeze(1) * omega.unsqueeze(0);  // [T, D/4] outer product
+    return torch::cat({torch::sin(out), torch::cos(out)}, 1);  // [T, D/2]
+  };
+  return torch::cat({emb1d(col), emb1d(row)}, 1).to(torch::kFloat32).unsqueeze(0);  // [1, T, D]
+}
+
+DiTImpl::DiTImpl(const DiTConfig& cfg) : cfg_(cfg) {
+  cfg_.validate("DiT");
+  // Registration order = official state_dict order: pos_embed, x_embedder, t_embedder, y_embedder, blocks, final.
+  pos_embed = register_parameter("pos_embed", sincos_pos_embed(cfg.hidden_size, cfg.grid_size()), false);
+  x_embedder = register_module("x_embedder", PatchEmbed(cfg.input_size, cfg.patch_size, cfg.in_channels,
+                                                        cfg.hidden_size));
+  t_embedder = register_module("t_embedder", TimestepEmbedder(cfg.hidden_size));
+  y_embedder = register_module("y_embedder", LabelEmbedder(cfg.num_classes, cfg.hidden_size, cfg.has_null_class()));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < cfg.depth; ++i) {
+    block_list_.push_back(DiTBlock(cfg, i));
+    blocks->push_back(block_list_.back());
+  }
+  final_layer = register_module("final_layer", FinalLayer(cfg.hidden_size, cfg.patch_size, cfg.out_channels()));
+  freeze(*this);
+}
+
+torch::Tensor DiTImpl::unpatchify(const torch::Tensor& x) const {
+  const int64_t B = x.size(0), G = cfg_.grid_size(), p = cfg_.patch_size, c = cfg_.out_channels();
+  return x.reshape({B, G, G, p, p, c})      // [B, h, w, p, q, c]
+      .permute({0, 5, 1, 3, 2, 4})          // [B, c, h, p, w, q]
+      .reshape({B, c, G * p, G * p});       // [B, c, H, W]
+}
+
+torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                               DiTDebug* debug) {
+  MOH_CHECK(t.dim() == 1 && y.dim() == 1 && t.size(0) == x.size(0) && y.size(0) == x.size(0),
+            "DiT forward: t and y must be 1-D with one entry per sample (batch ", x.size(0), "), got t ", t.sizes(),
+            ", y ", y.sizes());
+  auto record = [&](const std::string& name, const torch::Tensor& v) {
+    if (debug && debug->enabled) debug->tensors[name] = v;
+  };
+  auto xe = x_embedder->forward(x.to(pos_embed.scalar_type()));  // [B, T, C]
+  record("x_embedder", xe);
+  auto h = xe + pos_embed;                                        // [B, T, C]
+  if (debug && debug->enabled) record("t_freq", TimestepEmbedderImpl::timestep_embedding(t, 256));
+  auto te = t_embedder->forward(t.to(x.device()));  // [B, C]
+  auto ye = y_embedder->forward(y.to(x.device()));  // [B, C]
+  auto c = te + ye;
+  record("t_embedder", te);
+  record("y_embedder", ye);
+  record("c", c);
+  auto silu_c = torch::silu(c);  // shared by every adaLN_modulation (each starts with SiLU)
+  for (size_t i = 0; i < block_list_.size(); ++i) {
+    DiTBlockDebug bd;
+    h = block_list_[i]->forward(h, silu_c, debug ? &bd : nullptr);
+    const std::string name = "blocks." + std::to_string(i);
+    record(name, h);
+    record(name + ".attn", bd.attn);
+    record(name + ".attn.gates", bd.gates);
+    if (bd.router_probs.defined()) record(name + ".attn.router_probs", bd.router_probs);
+    if (bd.topk_indices.defined()) record(name + ".attn.router_topk_indices", bd.topk_indices);
+  }
+  auto f = final_layer->forward(h, silu_c);  // [B, T, p*p*out]
+  record("final_layer", f);
+  return unpatchify(f);
+}
+
+torch::Tensor DiTImpl::forward_with_cfg(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,
+                                        double cfg_scale, bool guide_all_channels) {
+  MOH_CHECK(x.size(0) % 2 == 0, "forward_with_cfg needs an even batch [conditional; unconditional], got ",
+            x.size(0));
+  const int64_t n = x.size(0) / 2;
+  auto half = x.slice(0, 0, n);
+  auto out = forward(torch::cat({half, half}, 0), t, y);  // [2n, out, H, W]
+  // Official: guidance on channels [0, 3) only ("exact reproducibility"); standard variant: [0, in_channels).
+  const int64_t g = std::min<int64_t>(guide_all_channels ? cfg_.in_channels : 3, out.size(1));
+  auto eps = out.slice(1, 0, g);
+  auto cond = eps.slice(0, 0, n), uncond = eps.slice(0, n, 2 * n);
+  auto guided = uncond + cfg_scale * (cond - uncond);  // [n, g, H, W]
+  return torch::cat({torch::cat({guided, guided}, 0), out.slice(1, g)}, 1);
+}
+
+void load_dit_weights(DiT& model, const std::string& safetensors_path) {
+  SafetensorsFile file(safetensors_path);
+  LoadOptions o;
+  // A converted training checkpoint may keep the EMA copy under "ema." (find_model uses it) next to "model.".
+  bool has_ema = false;
+  for (const auto& n : file.names()) has_ema = has_ema || n.rfind("ema.", 0) == 0;
+  if (has_ema) {
+    o.strip_prefixes = {"ema."};
+    o.ignore_prefixes = {"model.", "opt.", "args"};
+  } else {
+    o.strip_prefixes = {"module."};
+  }
+  o.source = "'" + safetensors_path + "' (model " + model->config().name + ")";
+  load_safetensors_into(*model, file, o);
+}
+
+std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> make_dit_denoiser(DiT model, torch::Tensor y,
+                                                                                          DenoiserOptions options) {
+  return [model, y, options](const torch::Tensor& x, const torch::Tensor& t) mutable {
+    const auto& w = model->pos_embed;
+    auto xin = x.to(w.device(), w.scalar_type());
+    auto tin = t.to(w.device());
+    auto yin = y.to(w.device());
+    auto out = options.use_cfg ? model->forward_with_cfg(xin, tin, yin, options.cfg_scale, options.guide_all_channels)
+                               : model->forward(xin, tin, yin);
+    return out.to(x.device(), x.scalar_type());
+  };
+}
+
+}  // namespace moh::dit

@@ -1,0 +1,66 @@
+// MoH-DiT attention (SkyworkAI/MoH MoH-DiT/models.py `MoHAttention`; spec/moh-attention.md §4.1).
+#include "dit/moh_attention.h"
+
+#include <cmath>
+
+#include "common/error.h"
+#include "common/moh_attention.h"
+
+namespace moh::dit {
+
+MoHAttentionImpl::MoHAttentionImpl(const MoHAttentionOptions& o) : options_(o), gate_cfg_(o.gate_config()) {
+  MOH_CHECK(o.dim > 0 && o.num_heads > 0, "MoHAttention: dim and num_heads must be positive (got dim ", o.dim,
+            ", num_heads ", o.num_heads, ")");
+  head_dim_ = o.resolved_head_dim();
+  MOH_CHECK(head_dim_ > 0, "MoHAttention: head_dim resolves to ", head_dim_, " (dim ", o.dim, " / num_heads ",
+            o.num_heads, "); give head_dim explicitly");
+  gate_cfg_.validate("MoHAttention(num_heads=" + std::to_string(o.num_heads) + ", shared_head=" +
+                     std::to_string(o.shared_head) + ", routed_head=" + std::to_string(o.routed_head) + ")");
+  scale_ = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  const int64_t inner = o.num_heads * head_dim_;
+  // Registration order = official __init__ order (qkv, q_norm, k_norm, proj, wg, wg_0, wg_1) = state_dict order.
+  qkv = register_module("qkv", Linear(o.dim, 3 * inner, o.qkv_bias));
+  if (o.qk_norm) {
+    // nn.LayerNorm(head_dim) defaults: eps 1e-5, affine.
+    auto ln = torch::nn::LayerNormOptions({head_dim_}).eps(1e-5).elementwise_affine(true);
+    q_norm = register_module("q_norm", torch::nn::LayerNorm(ln));
+    k_norm = register_module("k_norm", torch::nn::LayerNorm(ln));
+    for (auto& p : parameters()) p.set_requires_grad(false);
+  }
+  proj = register_module("proj", Linear(inner, o.dim, true));
+  if (gate_cfg_.has_wg()) wg = register_module("wg", Linear(o.dim, gate_cfg_.experts(), false));
+  if (gate_cfg_.has_wg0()) wg_0 = register_module("wg_0", Linear(o.dim, 2, false));
+  if (gate_cfg_.has_wg1()) wg_1 = register_module("wg_1", Linear(o.dim, o.shared_head, false));
+}
+
+torch::Tensor MoHAttentionImpl::forward(const torch::Tensor& x, MoHAttentionDebug* debug) {
+  MOH_CHECK(x.dim() == 3 && x.size(2) == options_.dim, "MoHAttention: expected input [B, N, ", options_.dim,
+            "], got ", x.sizes());
+  const int64_t B = x.size(0), N = x.size(1), h = options_.num_heads, d = head_dim_;
+
+  MoHGateWeights gw;
+  if (wg) gw.wg = wg->weight;
+  if (wg_0) gw.wg_0 = wg_0->weight;
+  if (wg_1) gw.wg_1 = wg_1->weight;
+  MoHGateDebug gate_dbg;
+  auto gates = moh_gates(x, gate_cfg_, gw, debug ? &gate_dbg : nullptr);  // [B, N, h]
+
+  // One GEMM for q, k and v; the split is a strided view (no copy): channel = s*(h*d) + head*d + i.
+  auto qkv_all = qkv->forward(x)                 // [B, N, 3*h*d]
+                     .view({B, N, 3, h, d})      // [B, N, 3, h, d]
+                     .permute({2, 0, 3, 1, 4});  // [3, B, h, N, d]
+  auto q = qkv_all[0], k = qkv_all[1], v = qkv_all[2];  // each [B, h, N, d] (strided views)
+  if (q_norm) {
+    q = q_norm->forward(q);  // LayerNorm over d
+    k = k_norm->forward(k);
+  }
+  auto y = moh_gated_attention(q, k, v, gates, scale_);  // [B, N, h*d]
+  if (debug) {
+    debug->gates = gates;
+    debug->router_probs = gate_dbg.router_probs;
+    debug->topk_indices = gate_dbg.topk_indices;
+  }
+  return proj->forward(y);  // [B, N, C]
+}
+
+}  // namespace moh::dit

@@ -1,0 +1,144 @@
+// [classify] vit/classify.h and apps/moh-classify: the tiny official golden model (vit_model*.safetensors: config
+// and weights from its metadata) classifies PNG fixtures; results must equal a separate per-image forward pass,
+// be batch-size independent, skip unreadable files, and the app must report them with exit code 3.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "common/error.h"
+#include "common/golden.h"
+#include "common/image_io.h"
+#include "common/preprocess.h"
+#include "common/safetensors.h"
+#include "common/weights.h"
+#include "tests/catch_compat.h"
+#include "tests/test_support.h"
+#include "vit/classify.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+moh::ImageU8 random_image(int w, int h, uint32_t seed) {
+  std::mt19937 rng(seed);
+  moh::ImageU8 img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize((size_t)w * h * 3);
+  // Smooth gradients plus noise: varied content, yet not pure noise.
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.rgb[((size_t)y * w + x) * 3 + c] = (uint8_t)((x * (c + 1) * 7 + y * (3 - c) * 5 + rng() % 64) & 255);
+  return img;
+}
+
+struct Fixture {
+  moh::vit::ViTConfig cfg;
+  std::map<std::string, torch::Tensor> weights;
+  std::string dir, weights_path, config_path;
+  std::vector<std::string> good, bad;
+};
+
+// The golden tiny model, given class names, written as a config JSON + safetensors, plus 3 images and a broken one.
+Fixture make_fixture() {
+  const auto files = moh::test::data_glob("golden/vit_model*.safetensors");
+  REQUIRE(!files.empty());
+  moh::GoldenFile g(files.front());
+  Fixture f;
+  f.cfg = moh::vit::vit_config_from_json(g.config().at("model"));
+  for (int64_t i = 0; i < f.cfg.num_classes; ++i) f.cfg.class_names.push_back("class_" + std::to_string(i));
+  f.weights = g.weights();
+  f.dir = moh::test::temp_dir("classify");
+  f.weights_path = f.dir + "/tiny.safetensors";
+  f.config_path = f.dir + "/tiny.json";
+  std::vector<std::pair<std::string, torch::Tensor>> w(f.weights.begin(), f.weights.end());
+  moh::write_safetensors(f.weights_path, w);
+  moh::vit::save_vit_config(f.cfg, f.config_path);
+  fs::create_directories(f.dir + "/img");
+  const int sizes[3][2] = {{97, 71}, {64, 64}, {50, 120}};
+  for (int i = 0; i < 3; ++i) {
+    f.good.push_back(f.dir + "/img/im" + std::to_string(i) + ".png");
+    moh::encode_png(f.good.back(), random_image(sizes[i][0], sizes[i][1], 100 + i));
+  }
+  f.bad.push_back(f.dir + "/img/zz_broken.png");
+  std::ofstream(f.bad.back()) << "this is not a png";
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("Classifier top-k equals a separate forward pass and skips unreadable images", "[classify]") {
+  auto f = make_fixture();
+  moh::vit::Classifier clf(f.cfg, f.weights_path, torch::Device(torch::kCPU), torch::kFloat32);
+
+  // Reference: our model built independently, one image at a time.
+  moh::vit::TransNeXt ref(f.cfg);
+  moh::load_state_dict(*ref, f.weights);
+  ref->eval();
+  torch::NoGradGuard no_grad;
+
+  auto inputs = moh::vit::expand_image_inputs({f.dir + "/img"});
+  REQUIRE(inputs.size() == 4);  // sorted: the three images, then the broken one
+  for (int batch : {1, 3}) {
+    auto results = clf.classify_files(inputs, batch, 3);
+    REQUIRE(results.size() == 4);
+    for (size_t i = 0; i < 3; ++i) {
+      INFO(inputs[i] << " batch " << batch);
+      REQUIRE(results[i].ok);
+      auto x = moh::vit_eval_transform(moh::decode_image_file(inputs[i]), (int)f.cfg.img_size).unsqueeze(0);
+      auto probs = ref->forward(x).softmax(-1)[0];  // [classes]
+      auto top = std::get<1>(torch::topk(probs, 3));
+      REQUIRE(results[i].top.size() == 3);
+      for (int k = 0; k < 3; ++k) {
+        const auto idx = top[k].item<int64_t>();
+        CHECK(results[i].top[k].index == idx);
+        CHECK(results[i].top[k].label == "class_" + std::to_string(idx));
+        CHECK(std::abs(results[i].top[k].probability - probs[idx].item<float>()) < 1e-5);
+        if (k) CHECK(results[i].top[k].probability <= results[i].top[k - 1].probability);
+      }
+    }
+    CHECK_FALSE(results[3].ok);
+    CHECK(results[3].error.find("zz_broken.png") != std::string::npos);
+  }
+  // k larger than the number of classes is clipped.
+  auto all = clf.classify_files({f.good[0]}, 1, 1000);
+  CHECK(all[0].top.size() == (size_t)f.cfg.num_classes);
+}
+
+TEST_CASE("Image input expansion: folders, globs, missing files", "[classify]") {
+  auto f = make_fixture();
+  auto globbed = moh::vit::expand_image_inputs({f.dir + "/img/im*.png"});
+  CHECK(globbed == f.good);
+  auto kept = moh::vit::expand_image_inputs({f.dir + "/missing.jpg"});
+  CHECK(kept.size() == 1);  // reported when decoded, not here
+  fs::create_directories(f.dir + "/empty");
+  CHECK_THROWS_AS(moh::vit::expand_image_inputs({f.dir + "/empty"}), moh::Error);
+  CHECK_THROWS_AS(moh::vit::expand_image_inputs({f.dir + "/nothing*.png"}), moh::Error);
+}
+
+TEST_CASE("moh-classify prints named top-k classes and exits 3 when an image is unreadable", "[classify]") {
+  auto f = make_fixture();
+  const auto app = moh::test::bin_path("moh-classify");
+  REQUIRE(fs::exists(app));
+  std::string out;
+  const std::string base = app + " --model " + f.config_path + " --weights " + f.weights_path + " --topk 2 --device cpu";
+  CHECK(moh::test::run_command(base + " " + f.good[0] + " " + f.good[1], &out) == 0);
+  CHECK(out.find("class_") != std::string::npos);
+  CHECK(out.find(f.good[1]) != std::string::npos);
+
+  const auto json_path = f.dir + "/out.json";
+  CHECK(moh::test::run_command(base + " --json " + json_path + " " + f.dir + "/img", &out) == 3);
+  CHECK(out.find("zz_broken.png") != std::string::npos);
+  std::ifstream in(json_path);
+  nlohmann::json j;
+  in >> j;
+  REQUIRE(j.at("results").size() == 4);
+  CHECK(j["results"][0]["ok"] == true);
+  CHECK(j["results"][0]["top"].size() == 2);
+  CHECK(j["results"][3]["ok"] == false);
+
+  CHECK(moh::test::run_command(app + " --model no-such-model " + f.good[0], &out) == 1);
+  CHECK(out.find("moh-vit-s-80") != std::string::npos);  // the error lists the presets
+}

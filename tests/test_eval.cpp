@@ -1,0 +1,222 @@
+// [eval] vit/evaluate.h and apps/moh-eval: an ImageFolder fixture built in a temp dir for the tiny official golden
+// model (config and weights from vit_model*.safetensors). Each image is put in the folder of the class the model
+// itself predicts for it (computed separately, one image per forward) or deliberately in another one, so the exact
+// top-1 / top-5 / per-class counts are known; one unreadable file must be counted and listed, not fatal.
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "common/error.h"
+#include "common/golden.h"
+#include "common/image_io.h"
+#include "common/safetensors.h"
+#include "common/weights.h"
+#include "tests/catch_compat.h"
+#include "tests/test_support.h"
+#include "vit/evaluate.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Expected {
+  int64_t top1 = 0, top5 = 0, images = 0;
+  std::map<int64_t, moh::vit::ClassStats> per_class;
+};
+
+struct EvalFixture {
+  moh::vit::ViTConfig cfg;
+  std::map<std::string, torch::Tensor> weights;
+  std::string dir;
+  std::vector<std::string> sources;   // images in a staging folder
+  std::vector<int64_t> predicted;     // the model's own top-1 per source image (batch of one)
+  std::vector<torch::Tensor> logits;  // [classes] per source image
+};
+
+EvalFixture make_fixture() {
+  const auto files = moh::test::data_glob("golden/vit_model*.safetensors");
+  REQUIRE(!files.empty());
+  moh::GoldenFile g(files.front());
+  EvalFixture f;
+  f.cfg = moh::vit::vit_config_from_json(g.config().at("model"));
+  for (int64_t i = 0; i < f.cfg.num_classes; ++i) f.cfg.class_names.push_back("cls" + std::to_string(i));
+  f.weights = g.weights();
+  f.dir = moh::test::temp_dir("eval");
+  fs::create_directories(f.dir + "/src");
+  std::mt19937 rng(7);
+  for (int i = 0; i < 7; ++i) {
+    moh::ImageU8 img;
+    img.width = 60 + 9 * i;
+    img.height = 90 - 5 * i;
+    img.rgb.resize((size_t)img.width * img.height * 3);
+    for (auto& p : img.rgb) p = (uint8_t)(rng() & 255);
+    f.sources.push_back(f.dir + "/src/im" + std::to_string(i) + ".png");
+    moh::encode_png(f.sources.back(), img);
+  }
+  return f;
+}
+
+}  // namespace
+
+TEST_CASE("Evaluation counts top-1/top-5/per-class exactly, with an unreadable file", "[eval]") {
+  auto f = make_fixture();
+  moh::vit::TransNeXt model(f.cfg);
+  moh::load_state_dict(*model, f.weights);
+  moh::vit::Classifier clf(model, torch::Device(torch::kCPU), torch::kFloat32);
+  for (const auto& s : f.sources) {
+    auto l = clf.logits(clf.preprocess(moh::decode_image_file(s)).unsqueeze(0))[0];  // batch of one
+    f.logits.push_back(l);
+    f.predicted.push_back(l.argmax().item<int64_t>());
+  }
+
+  // Even images go to their predicted class (top-1 hit), odd ones to their 3rd-best class (top-5 hit only).
+  const auto root = f.dir + "/imagenet";
+  Expected ex;
+  std::vector<std::pair<std::string, int64_t>> placed;
+  for (size_t i = 0; i < f.sources.size(); ++i) {
+    auto order = std::get<1>(torch::sort(f.logits[i], 0, /*descending=*/true));
+    const int64_t label = i % 2 == 0 ? f.predicted[i] : order[2].item<int64_t>();
+    const auto dst = root + "/val/cls" + std::to_string(label) + "/im" + std::to_string(i) + ".png";
+    fs::create_directories(fs::path(dst).parent_path());
+    fs::copy_file(f.sources[i], dst);
+    placed.push_back({dst, label});
+    const bool t1 = i % 2 == 0;
+    ex.top1 += t1;
+    ex.top5 += 1;  // rank 0 or rank 2: inside the top 5 of 10 classes
+    ex.images++;
+    auto& pc = ex.per_class[label];
+    pc.images++;
+    pc.top1 += t1;
+    pc.topk += 1;
+  }
+  // An unreadable file inside a class folder: counted, listed, not evaluated.
+  const auto broken = root + "/val/cls" + std::to_string(placed[0].second) + "/broken.JPEG";
+  std::ofstream(broken) << "not a jpeg";
+
+  auto ds = moh::vit::list_eval_dataset(root, "", f.cfg);
+  CHECK(ds.layout == "imagefolder");
+  CHECK(ds.mapping == "folder names");
+  REQUIRE(ds.samples.size() == f.sources.size() + 1);
+
+  moh::vit::EvalOptions o;
+  o.batch_size = 3;
+  o.workers = 2;
+  o.progress = false;
+  auto r = moh::vit::evaluate(clf, ds, o);
+  CHECK(r.images == ex.images);
+  CHECK(r.failed == 1);
+  REQUIRE(r.failures.size() == 1);
+  CHECK(r.failures[0].path == broken);
+  CHECK(r.top1_correct == ex.top1);
+  CHECK(r.topk_correct == ex.top5);
+  CHECK(r.topk == 5);
+  CHECK(r.top1() == Approx(100.0 * ex.top1 / ex.images).epsilon(1e-12));
+  CHECK(r.topk_accuracy() == Approx(100.0).epsilon(1e-12));
+  for (int64_t c = 0; c < f.cfg.num_classes; ++c) {
+    INFO("class " << c);
+    const auto it = ex.per_class.find(c);
+    const moh::vit::ClassStats want = it == ex.per_class.end() ? moh::vit::ClassStats{} : it->second;
+    CHECK(r.per_class[c].images == want.images);
+    CHECK(r.per_class[c].top1 == want.top1);
+    CHECK(r.per_class[c].topk == want.topk);
+  }
+  // Predictions line up with the dataset order; the failed sample has none.
+  for (size_t i = 0; i < ds.samples.size(); ++i) {
+    if (ds.samples[i].path == broken) {
+      CHECK(r.predictions[i] == -1);
+      continue;
+    }
+    const auto name = fs::path(ds.samples[i].path).stem().string();  // "im<k>"
+    CHECK(r.predictions[i] == f.predicted[std::stoi(name.substr(2))]);
+  }
+
+  // Same counts from a flat folder + label file (labels given as names and as indices), and from a subset.
+  const auto flat = f.dir + "/flat";
+  fs::create_directories(flat);
+  std::ofstream labels(f.dir + "/labels.txt");
+  labels << "# file label\n";
+  for (size_t i = 0; i < placed.size(); ++i) {
+    const auto name = "img " + std::to_string(i) + ".png";  // a space in the name: the label is the last field
+    fs::copy_file(placed[i].first, flat + "/" + name);
+    labels << name << " " << (i % 2 ? std::to_string(placed[i].second) : "cls" + std::to_string(placed[i].second))
+           << "\n";
+  }
+  labels.close();
+  auto flat_ds = moh::vit::list_eval_dataset(flat, f.dir + "/labels.txt", f.cfg);
+  CHECK(flat_ds.layout == "labels-file");
+  auto rf = moh::vit::evaluate(clf, flat_ds, o);
+  CHECK(rf.images == ex.images);
+  CHECK(rf.failed == 0);
+  CHECK(rf.top1_correct == ex.top1);
+  CHECK(rf.topk_correct == ex.top5);
+
+  auto sub = moh::vit::subset_evenly(flat_ds, 3);
+  REQUIRE(sub.samples.size() == 3);
+  CHECK(sub.samples[1].path == flat_ds.samples[7 / 3].path);  // index 1*7/3 = 2
+}
+
+TEST_CASE("Dataset listing: sorted-folder fallback and bad label files", "[eval]") {
+  auto f = make_fixture();
+  const auto root = f.dir + "/plain";
+  for (const char* cls : {"b_dogs", "a_cats"}) {
+    fs::create_directories(root + "/" + cls);
+    fs::copy_file(f.sources[0], root + "/" + cls + "/x.png");
+  }
+  auto ds = moh::vit::list_eval_dataset(root, "", f.cfg);
+  CHECK(ds.mapping == "sorted folder order");
+  REQUIRE(ds.samples.size() == 2);
+  CHECK(ds.samples[0].label == 0);  // a_cats
+  CHECK(fs::path(ds.samples[0].path).parent_path().filename() == "a_cats");
+  CHECK(ds.samples[1].label == 1);
+
+  std::ofstream(f.dir + "/bad_labels.txt") << "x.png no_such_class\n";
+  CHECK_THROWS_AS(moh::vit::list_eval_dataset(root, f.dir + "/bad_labels.txt", f.cfg), moh::Error);
+  CHECK_THROWS_AS(moh::vit::list_eval_dataset(f.dir + "/missing", "", f.cfg), moh::Error);
+}
+
+TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
+  auto f = make_fixture();
+  const auto app = moh::test::bin_path("moh-eval");
+  REQUIRE(fs::exists(app));
+  std::vector<std::pair<std::string, torch::Tensor>> w(f.weights.begin(), f.weights.end());
+  moh::write_safetensors(f.dir + "/tiny.safetensors", w);
+  moh::vit::save_vit_config(f.cfg, f.dir + "/tiny.json");
+  const auto root = f.dir + "/data";
+  for (int i = 0; i < 4; ++i) {
+    fs::create_directories(root + "/cls" + std::to_string(i % 2));
+    fs::copy_file(f.sources[i], root + "/cls" + std::to_string(i % 2) + "/im" + std::to_string(i) + ".png");
+  }
+  std::ofstream(root + "/cls1/bad.png") << "broken";
+  std::string out;
+  const int rc = moh::test::run_command(app + " --model " + f.dir + "/tiny.json --weights " + f.dir +
+                                            "/tiny.safetensors --data " + root + " --device cpu --batch-size 2 " +
+                                            "--workers 2 -q --json " + f.dir + "/sum.json --csv " + f.dir + "/pc.csv",
+                                        &out);
+  INFO(out);
+  REQUIRE(rc == 0);
+  std::ifstream in(f.dir + "/sum.json");
+  nlohmann::json j;
+  in >> j;
+  CHECK(j.at("images") == 4);
+  CHECK(j.at("unreadable") == 1);
+  CHECK(j.at("weights_hash").get<std::string>().rfind("crc32:", 0) == 0);
+  CHECK(j.at("settings").at("batch_size") == 2);
+  const double top1 = j.at("top1");
+  CHECK(top1 == Approx(100.0 * j.at("top1_correct").get<int>() / 4.0));
+  std::ifstream csv(f.dir + "/pc.csv");
+  std::string header, row;
+  std::getline(csv, header);
+  CHECK(header.rfind("class_index,class_id,class_name,images", 0) == 0);
+  int rows = 0, images = 0;
+  while (std::getline(csv, row)) {
+    ++rows;
+    std::stringstream ss(row);
+    std::string field;
+    for (int k = 0; k < 4; ++k) std::getline(ss, field, ',');
+    images += std::stoi(field);
+  }
+  CHECK(rows == 2);
+  CHECK(images == 4);
+}

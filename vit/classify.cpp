@@ -1,0 +1,144 @@
+// MoH-ViT classification pipeline (mirrors the inference half of MoH-ViT/engine.py `evaluate`: eval transform,
+// model forward, softmax/top-k), plus input expansion for the CLI.
+#include "vit/classify.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include "common/error.h"
+#include "common/imagenet.h"
+#include "common/preprocess.h"
+
+namespace moh::vit {
+namespace fs = std::filesystem;
+
+bool has_image_extension(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  for (auto& ch : ext) ch = (char)std::tolower((unsigned char)ch);
+  static const char* kExt[] = {".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"};
+  return std::any_of(std::begin(kExt), std::end(kExt), [&](const char* e) { return ext == e; });
+}
+
+namespace {
+
+std::vector<std::string> images_under(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
+    if (e.is_regular_file() && has_image_extension(e.path().string())) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> glob_paths(const std::string& pattern) {
+  std::vector<std::string> out;
+  glob_t g{};
+  if (::glob(pattern.c_str(), 0, nullptr, &g) == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) out.emplace_back(g.gl_pathv[i]);
+  ::globfree(&g);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    if (fs::is_directory(in, ec)) {
+      auto files = images_under(in);
+      MOH_CHECK(!files.empty(), "folder '", in, "' holds no image files (.jpg .jpeg .png .bmp .ppm .pgm .tif .webp)");
+      out.insert(out.end(), files.begin(), files.end());
+    } else if (in.find_first_of("*?[") != std::string::npos && !fs::exists(in, ec)) {
+      auto files = glob_paths(in);
+      MOH_CHECK(!files.empty(), "pattern '", in, "' matches no files");
+      for (auto& f : files)
+        if (fs::is_directory(f, ec)) {
+          auto sub = images_under(f);
+          out.insert(out.end(), sub.begin(), sub.end());
+        } else {
+          out.push_back(f);
+        }
+    } else {
+      out.push_back(in);  // a missing file is reported when it is decoded, next to the others
+    }
+  }
+  return out;
+}
+
+Classifier::Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device,
+                       torch::Dtype dtype)
+    : model_(build_vit(cfg, weights, device, dtype)), device_(device), dtype_(dtype) {}
+
+Classifier::Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype)
+    : model_(std::move(model)), device_(device), dtype_(dtype) {
+  model_->to(device_, dtype_);
+  model_->eval();
+}
+
+torch::Tensor Classifier::preprocess(const ImageU8& img) const {
+  return vit_eval_transform(img, static_cast<int>(config().img_size));
+}
+
+torch::Tensor Classifier::logits(const torch::Tensor& batch) {
+  torch::NoGradGuard no_grad;
+  auto x = batch.to(device_, dtype_, /*non_blocking=*/true);
+  return model_->forward(x).to(torch::kCPU, torch::kFloat32);
+}
+
+std::string Classifier::label(int64_t index) const {
+  const auto& cfg = config();
+  if (!cfg.class_names.empty()) return cfg.class_name(index);
+  if (cfg.num_classes == 1000 && index >= 0 && index < 1000) return imagenet_classes()[index].name;
+  return "";
+}
+
+std::vector<std::vector<ClassPrediction>> Classifier::top_k(const torch::Tensor& logits, int k) const {
+  MOH_CHECK(k >= 1, "top-k needs k >= 1 (got ", k, ")");
+  auto probs = logits.to(torch::kCPU, torch::kFloat32).softmax(-1);  // [B, classes]
+  const int64_t kk = std::min<int64_t>(k, probs.size(1));
+  auto top = torch::topk(probs, kk, -1);
+  auto values = std::get<0>(top), indices = std::get<1>(top);  // [B, kk] each, highest first
+  std::vector<std::vector<ClassPrediction>> out(probs.size(0));
+  for (int64_t b = 0; b < probs.size(0); ++b)
+    for (int64_t i = 0; i < kk; ++i) {
+      const auto idx = indices[b][i].item<int64_t>();
+      out[b].push_back({idx, label(idx), values[b][i].item<float>()});
+    }
+  return out;
+}
+
+std::vector<ClassifyResult> Classifier::classify_files(const std::vector<std::string>& paths, int batch_size, int k,
+                                                       const std::function<void(const ClassifyResult&)>& on_result) {
+  MOH_CHECK(batch_size >= 1, "batch size must be >= 1 (got ", batch_size, ")");
+  std::vector<ClassifyResult> results(paths.size());
+  for (size_t start = 0; start < paths.size(); start += batch_size) {
+    const size_t end = std::min(paths.size(), start + batch_size);
+    std::vector<torch::Tensor> inputs;
+    std::vector<size_t> which;
+    for (size_t i = start; i < end; ++i) {
+      results[i].path = paths[i];
+      try {
+        inputs.push_back(preprocess(decode_image_file(paths[i])));
+        which.push_back(i);
+      } catch (const std::exception& e) {
+        results[i].error = e.what();
+      }
+    }
+    if (!inputs.empty()) {
+      auto top = top_k(logits(torch::stack(inputs)), k);  // [b, 3, S, S] -> top-k per image
+      for (size_t j = 0; j < which.size(); ++j) {
+        results[which[j]].ok = true;
+        results[which[j]].top = std::move(top[j]);
+      }
+    }
+    if (on_result)
+      for (size_t i = start; i < end; ++i) on_result(results[i]);
+  }
+  return results;
+}
+
+}  // namespace moh::vit

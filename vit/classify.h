@@ -1,0 +1,68 @@
+// MoH-ViT image classification as a library: input expansion (files, folders, globs), the official evaluation
+// preprocessing (common/preprocess.h, MoH-ViT/datasets.py build_transform(is_train=False)), batched inference on
+// any device/dtype, softmax + top-k with class names (ImageNet for 1000-class models, or the config's class_names).
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "common/image_io.h"
+#include "vit/config.h"
+#include "vit/model.h"
+
+namespace moh::vit {
+
+struct ClassPrediction {
+  int64_t index = 0;
+  std::string label;  // class name ("" when the model has no names for its classes)
+  float probability = 0;
+};
+
+struct ClassifyResult {
+  std::string path;
+  bool ok = false;
+  std::string error;  // why the image was skipped
+  std::vector<ClassPrediction> top;
+};
+
+// True for the extensions torchvision's ImageFolder accepts (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp), any case.
+bool has_image_extension(const std::string& path);
+
+// Files are kept as given (even missing ones: they fail later, per file); folders contribute their image files
+// (recursively, sorted); arguments with * ? [ are globs. A folder or glob without images throws moh::Error.
+std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs);
+
+class Classifier {
+ public:
+  // Builds the model for cfg, loads `weights` (safetensors; empty = random weights), moves it to device/dtype.
+  Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype);
+  // Wraps an already built model (moved to device/dtype, set to eval mode).
+  Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype);
+
+  const ViTConfig& config() const { return model_->config(); }
+  TransNeXt& model() { return model_; }
+  const torch::Device& device() const { return device_; }
+  torch::Dtype dtype() const { return dtype_; }
+
+  // Official eval transform at the model's img_size -> [3, S, S] float32 (CPU).
+  torch::Tensor preprocess(const ImageU8& img) const;
+  // batch [B, 3, S, S] float (any device) -> logits [B, num_classes] float32 on the CPU.
+  torch::Tensor logits(const torch::Tensor& batch);
+  // softmax(logits) in float32 -> top-k per row (k clipped to num_classes), highest first.
+  std::vector<std::vector<ClassPrediction>> top_k(const torch::Tensor& logits, int k) const;
+  std::string label(int64_t index) const;
+
+  // Decodes, preprocesses and classifies `paths` in batches; unreadable images get ok == false and an error.
+  // `on_result` (optional) sees each result as soon as its batch is done.
+  std::vector<ClassifyResult> classify_files(const std::vector<std::string>& paths, int batch_size, int k,
+                                             const std::function<void(const ClassifyResult&)>& on_result = {});
+
+ private:
+  TransNeXt model_;
+  torch::Device device_;
+  torch::Dtype dtype_;
+};
+
+}  // namespace moh::vit
