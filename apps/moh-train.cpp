@@ -3,6 +3,8 @@
 // The config file holds {"kind", "model": {constructor kwargs}, "train": {defaults}, "preprocess" (vit),
 // "class_names"}; flags given on the command line override its "train" values. Library: vit/train.h, dit/train.h.
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -31,7 +33,8 @@ nlohmann::json read_json(const std::string& path) {
 struct Reporter {
   moh::Progress bar;
   int64_t shown = 0;
-  Reporter(const std::string& label, int64_t total) : bar(label, total, "steps") {}
+  // The bar only on a terminal: in a log file the step lines already say everything.
+  Reporter(const std::string& label, int64_t total) : bar(label, total, "steps", ::isatty(STDERR_FILENO) != 0) {}
   void operator()(const moh::TrainLog& l) {
     char buf[256];
     std::snprintf(buf, sizeof buf, "step %lld/%lld  loss %.4f (main %.4f, moh aux %.4f)  lr %.2e  |g| %.3f  %.0f samples/s",
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
                  "settings (models/moh-vit-fmnist.json, models/moh-dit-fmnist.json); flags override them."};
     std::string kind, config_path, data, out, resume, ckpt, device;
     int64_t steps = 0, batch = 0, warmup = 0, log_every = 0, ckpt_every = 0, eval_limit = 0, train_limit = 0;
-    double lr = 0;
+    double lr = 0, time_limit = 0;
     uint64_t seed = 0;
     app.add_option("kind", kind, "vit or dit")->required()->check(CLI::IsMember({"vit", "dit"}));
     app.add_option("--config", config_path, "model + training config JSON")->required();
@@ -72,6 +75,8 @@ int main(int argc, char** argv) {
     auto* o_log = app.add_option("--log-every", log_every, "steps per log line");
     auto* o_eval = app.add_option("--eval-limit", eval_limit, "vit: test images to evaluate (0 = all, -1 = skip)");
     auto* o_tlimit = app.add_option("--train-limit", train_limit, "use only the first N training images");
+    auto* o_time = app.add_option("--time-limit", time_limit, "wall-clock budget in seconds: fewer steps (with the lr "
+                                                              "schedule fitted to them) when --steps would not fit");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -103,6 +108,7 @@ int main(int argc, char** argv) {
       if (o_ckpt_every->count()) c.ckpt_every = ckpt_every;
       if (o_log->count()) c.log_every = log_every;
       if (o_tlimit->count()) c.train_limit = train_limit;
+      if (o_time->count()) c.time_limit_s = time_limit;
       MOH_CHECK(!c.data_dir.empty(), "no Fashion-MNIST folder: pass --data DIR (the folder with "
                 "train-images-idx3-ubyte.gz and friends)");
     };

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -37,16 +38,20 @@ void check_dimensions(int64_t w, int64_t h, const std::string& label) {
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  MOH_CHECK(f.good(), "cannot open image file '", path, "': ", std::strerror(errno),
-            " (check the path and that the file is readable)");
-  const std::streamoff n = f.tellg();
-  MOH_CHECK(n >= 0, "cannot read image file '", path, "' (is it a folder?)");
-  std::vector<uint8_t> bytes(static_cast<size_t>(n));
-  f.seekg(0);
-  if (n > 0) f.read(reinterpret_cast<char*>(bytes.data()), n);
-  MOH_CHECK(f.good() || n == 0, "cannot read image file '", path, "' (read failed)");
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  MOH_CHECK(fs::exists(st), "cannot open image file '", path, "': ", ec ? ec.message() : "no such file",
+            " (check the path)");
+  MOH_CHECK(fs::is_regular_file(st), "'", path, "' is not a regular file (a folder?); give the path of an image file");
+  const uintmax_t n = fs::file_size(path, ec);
+  MOH_CHECK(!ec, "cannot read image file '", path, "': ", ec.message());
   MOH_CHECK(n > 0, "image file '", path, "' is empty");
+  std::vector<uint8_t> bytes(static_cast<size_t>(n));
+  std::ifstream f(path, std::ios::binary);
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(n));
+  MOH_CHECK(f.gcount() == static_cast<std::streamsize>(n), "cannot read image file '", path, "': ",
+            std::strerror(errno), " (is it readable?)");
   return bytes;
 }
 
@@ -157,10 +162,23 @@ ImageU8 decode_image_file_with(const std::string& path, const std::string& backe
 }
 
 ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& label) {
+#ifdef MOH_WITH_OPENCV
+  // JPEG goes to OpenCV: its libjpeg-turbo decodes like Pillow, stb's own IDCT is a level off here and there. What stb
+  // reads losslessly (PNG, BMP, GIF, TGA, PNM) goes to stb: the same pixels, and libpng's stderr warnings (e.g. about
+  // ICC profiles) stay quiet. Everything else (TIFF, WebP, ...) is left to OpenCV.
+  const bool jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
+  int w = 0, h = 0, channels = 0;
+  if (!jpeg && data != nullptr && size > 0 && size <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
+      stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels))
+    return decode_stb(data, size, label);
+#endif
   return decode_image_memory_with(data, size, label, image_backend());
 }
 
-ImageU8 decode_image_file(const std::string& path) { return decode_image_file_with(path, image_backend()); }
+ImageU8 decode_image_file(const std::string& path) {
+  const auto bytes = read_file(path);
+  return decode_image_memory(bytes.data(), bytes.size(), path);
+}
 
 std::vector<uint8_t> encode_png_memory(const ImageU8& img) {
   validate_image(img, "encode_png");

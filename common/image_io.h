@@ -23,7 +23,8 @@ struct ImageU8 {
 // Throws moh::Error ("<what>: ...") unless img is non-empty with rgb.size() == width * height * 3.
 void validate_image(const ImageU8& img, const std::string& what);
 
-// Decodes JPEG/PNG/BMP/GIF/TGA/PNM (+ what OpenCV adds: TIFF, WebP, ...) into RGB8 with the default backend.
+// Decodes JPEG/PNG/BMP/GIF/TGA/PNM (+ what OpenCV adds: TIFF, WebP, ...) into RGB8. With OpenCV built, JPEG and the
+// formats stb does not know go to OpenCV, the rest to stb (identical pixels; see image_io.cpp).
 // Throws moh::Error naming the file and the problem (missing, unreadable, corrupt, unsupported, too large).
 ImageU8 decode_image_file(const std::string& path);
 // Same from memory; `label` names the source in error messages.
@@ -34,7 +35,7 @@ ImageU8 decode_image_file_with(const std::string& path, const std::string& backe
 ImageU8 decode_image_memory_with(const uint8_t* data, size_t size, const std::string& label,
                                  const std::string& backend);
 
-// The default backend of this build: "opencv" when built with OpenCV, else "stb".
+// The primary backend of this build (the one that decodes JPEG): "opencv" when built with OpenCV, else "stb".
 std::string image_backend();
 // Every backend this build can decode with (default first).
 std::vector<std::string> image_backends();

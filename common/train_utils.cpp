@@ -302,7 +302,27 @@ void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
   double sum_lr = 0;
   int64_t window = 0;
   auto t0 = std::chrono::steady_clock::now();
+  const auto run_start = t0;
+  const int64_t first_step = step_;
+  // Time budget: measure steps first+10 .. first+40 (the first ones include allocator / autotuning warm-up).
+  constexpr int64_t kCalibFrom = 10, kCalibTo = 40;
+  std::chrono::steady_clock::time_point calib_start;
   while (step_ < options_.steps) {
+    if (options_.time_limit_s > 0 && step_ - first_step == kCalibFrom) {
+      sum_loss.item<double>();  // sync: the queue is drained before timing
+      calib_start = std::chrono::steady_clock::now();
+    }
+    if (options_.time_limit_s > 0 && step_ - first_step == kCalibTo) {
+      sum_loss.item<double>();
+      const auto now = std::chrono::steady_clock::now();
+      const double per_step = std::chrono::duration<double>(now - calib_start).count() / double(kCalibTo - kCalibFrom);
+      const double left = options_.time_limit_s - std::chrono::duration<double>(now - run_start).count();
+      const int64_t fit = step_ + std::max<int64_t>(1, int64_t(0.95 * left / std::max(per_step, 1e-9)));
+      if (fit < options_.steps) {
+        options_.steps = fit;
+        options_.lr.total_steps = fit;  // warm-up is over or unaffected; the cosine now ends at `fit`
+      }
+    }
     const double lr = options_.lr.at(step_);
     flat_->zero_grad();
     StepLosses l = forward(step_);
@@ -375,7 +395,7 @@ nlohmann::json TrainCommonOptions::to_json() const {
           {"warmup", warmup}, {"cosine", cosine}, {"weight_decay", weight_decay}, {"clip_grad", clip_grad},
           {"moh_loss_coeff", moh_loss_coeff}, {"ema_decay", ema_decay}, {"seed", seed}, {"device", device},
           {"log_every", log_every}, {"out", out}, {"ckpt", ckpt}, {"ckpt_every", ckpt_every}, {"resume", resume},
-          {"train_limit", train_limit}};
+          {"train_limit", train_limit}, {"time_limit_s", time_limit_s}};
 }
 
 void TrainCommonOptions::update_from_json(const nlohmann::json& j, std::set<std::string>& used) {
@@ -398,6 +418,7 @@ void TrainCommonOptions::update_from_json(const nlohmann::json& j, std::set<std:
   take(j, "ckpt_every", ckpt_every, used);
   take(j, "resume", resume, used);
   take(j, "train_limit", train_limit, used);
+  take(j, "time_limit_s", time_limit_s, used);
 }
 
 TrainLoopOptions TrainCommonOptions::loop_options(const std::string& kind) const {
@@ -415,6 +436,7 @@ TrainLoopOptions TrainCommonOptions::loop_options(const std::string& kind) const
   o.log_every = log_every;
   o.ckpt_path = ckpt;
   o.ckpt_every = ckpt_every;
+  o.time_limit_s = time_limit_s;
   return o;
 }
 

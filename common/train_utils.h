@@ -168,6 +168,10 @@ struct TrainLoopOptions {
   std::string ckpt_path;        // "" = no checkpoints
   int64_t ckpt_every = 0;       // 0 = only at the end (when ckpt_path is set)
   std::map<std::string, std::string> ckpt_metadata;  // configs etc. stored in every checkpoint
+  // > 0: wall-clock budget of run() in seconds. After ~40 steps the measured speed sets the step count that fits
+  // (never more than `steps`) and the cosine schedule is re-targeted to it, so the run ends with a decayed lr
+  // instead of being killed mid-schedule. The step count then depends on the machine's speed.
+  double time_limit_s = 0;
 };
 
 // What one training step's forward reports. `loss` is back-propagated; the others are for logging.
@@ -195,6 +199,7 @@ class Trainer {
   void run(const std::function<StepLosses(int64_t step)>& forward, const std::function<void(const TrainLog&)>& on_log);
   void save(const std::string& path);
   int64_t step() const { return step_; }
+  int64_t total_steps() const { return options_.steps; }  // after a time-limit adjustment
   const Ema* ema() const { return ema_.get(); }
   // Weights to ship: EMA values (when kept and use_ema) or the live parameters, plus persistent buffers, under
   // the model's state_dict names.
@@ -232,6 +237,7 @@ struct TrainCommonOptions {
   int64_t ckpt_every = 0;
   std::string resume;            // checkpoint to continue from
   int64_t train_limit = 0;       // use only the first N training samples (0 = all; tests)
+  double time_limit_s = 0;       // wall-clock budget of the training loop (see TrainLoopOptions), 0 = none
 
   nlohmann::json to_json() const;
   // Sets the fields whose names appear in j; each key used is added to `used` (callers reject leftovers).

@@ -48,8 +48,8 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
 // ---------------------------------------------------------------------------------------------- TimestepEmbedder
 TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t hidden_size, int64_t frequency_embedding_size)
     : freq_dim_(frequency_embedding_size) {
-  mlp = register_module("mlp", torch::nn::Sequential(Linear(frequency_embedding_size, hidden_size, true),
-                                                     torch::nn::SiLU(), Linear(hidden_size, hidden_size, true)));
+  first_ = Linear(frequency_embedding_size, hidden_size, true);
+  mlp = register_module("mlp", torch::nn::Sequential(first_, torch::nn::SiLU(), Linear(hidden_size, hidden_size, true)));
 }
 
 torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, int64_t dim, double max_period) {
@@ -64,8 +64,7 @@ torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, i
 }
 
 torch::Tensor TimestepEmbedderImpl::forward(const torch::Tensor& t) {
-  auto w = mlp->ptr(0)->named_parameters()["weight"];
-  return mlp->forward(timestep_embedding(t, freq_dim_).to(w.scalar_type()));
+  return mlp->forward(timestep_embedding(t, freq_dim_).to(first_->weight.scalar_type()));
 }
 
 // ---------------------------------------------------------------------------------------------- LabelEmbedder

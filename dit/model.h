@@ -48,6 +48,7 @@ class TimestepEmbedderImpl : public torch::nn::Module {
 
  private:
   int64_t freq_dim_;
+  Linear first_{nullptr};  // mlp.0, whose dtype the sinusoid is cast to
 };
 TORCH_MODULE(TimestepEmbedder);
 

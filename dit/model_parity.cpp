@@ -121,7 +121,14 @@ std::vector<RunSpec> sampler_runs(const GoldenFile& g) {
     RunSpec r;
     r.name = name.substr(4, name.size() - 4 - suffix.size());
     std::string desc = c.contains("runs") && c["runs"].contains(r.name) ? c["runs"][r.name].get<std::string>() : "";
-    MOH_CHECK(!desc.empty(), "reference file '", g.path(), "': run '", r.name, "' has no description in config.runs");
+    if (desc.empty()) {
+      // No description: the run name says the sampler; eta comes from the config keys the generator writes.
+      MOH_CHECK(r.name.rfind("ddim", 0) == 0 || r.name.rfind("ddpm", 0) == 0, "reference file '", g.path(),
+                "': run '", r.name, "' has no description in config.runs and its name names no sampler");
+      desc = r.name.rfind("ddim", 0) == 0
+                 ? std::string("ddim_sample_loop eta=") + (r.name == "ddim" ? "ddim_eta" : "ddim_eta_extra")
+                 : "p_sample_loop";
+    }
     r.ddim = desc.find("ddim_sample_loop") != std::string::npos;
     MOH_CHECK(r.ddim || desc.find("p_sample_loop") != std::string::npos, "reference file '", g.path(), "': run '",
               r.name, "' uses an unknown sampler: ", desc);
@@ -134,10 +141,16 @@ std::vector<RunSpec> sampler_runs(const GoldenFile& g) {
                                    desc[end] == '-'))
         ++end;
       const std::string val = desc.substr(pos + 4, end - pos - 4);
-      if (c.contains(val) && c[val].is_number())
+      if (c.contains(val) && c[val].is_number()) {
         r.eta = c[val].get<double>();
-      else
-        r.eta = std::stod(val);
+      } else {
+        try {
+          r.eta = std::stod(val);
+        } catch (const std::exception&) {
+          throw Error("reference file '" + g.path() + "': run '" + r.name + "' has eta '" + val +
+                      "', which is neither a number nor a config key");
+        }
+      }
     }
     runs.push_back(r);
   }

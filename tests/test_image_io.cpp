@@ -196,14 +196,19 @@ TEST_CASE("bad image input raises moh::Error naming the source", "[image]") {
   }
   CHECK(contains(error_message([&] { moh::decode_image_file_with(fixture("rgb8.png"), "gdal"); }), "gdal"));
 
-  // A PNG header claiming 20000 x 20000 pixels is refused before decoding (decompression bomb).
+  // A PNG header claiming 15000 x 15000 pixels (225 MP) is refused before decoding (decompression bomb).
   std::string bomb = png;
-  const uint8_t dims[8] = {0, 0, 0x4e, 0x20, 0, 0, 0x4e, 0x20};  // IHDR width/height, big-endian
+  const uint8_t dims[8] = {0, 0, 0x3a, 0x98, 0, 0, 0x3a, 0x98};  // IHDR width/height, big-endian
   bomb.replace(16, 8, reinterpret_cast<const char*>(dims), 8);
-  CHECK(contains(error_message([&] {
-                   moh::decode_image_memory(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size(), "bomb.png");
-                 }),
-                 "bomb.png"));
+  const auto* bomb_data = reinterpret_cast<const uint8_t*>(bomb.data());
+  const std::string msg = error_message([&] { moh::decode_image_memory(bomb_data, bomb.size(), "bomb.png"); });
+  CHECK(contains(msg, "bomb.png"));
+  CHECK(contains(msg, "decompression-bomb"));
+  for (const auto& backend : moh::image_backends()) {
+    INFO("backend " << backend);
+    CHECK(contains(error_message([&] { moh::decode_image_memory_with(bomb_data, bomb.size(), "bomb.png", backend); }),
+                   "decompression-bomb"));
+  }
 }
 
 TEST_CASE("encode_png round-trips and is atomic", "[image]") {

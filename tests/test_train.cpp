@@ -48,8 +48,8 @@ const std::string& synthetic_dir() {
 
 moh::vit::ViTConfig tiny_vit() {
   return moh::vit::vit_config_from_json(nlohmann::json::parse(R"({
-    "img_size": 32, "patch_size": 4, "in_chans": 1, "num_classes": 10, "embed_dims": [16, 16, 32, 32],
-    "num_heads": [2, 2, 2, 4], "mlp_ratios": [2, 2, 2, 2], "depths": [1, 1, 1, 1], "sr_ratios": [2, 2, 2, 1],
+    "img_size": 64, "patch_size": 4, "in_chans": 1, "num_classes": 10, "embed_dims": [16, 16, 32, 32],
+    "num_heads": [2, 2, 2, 4], "mlp_ratios": [2, 2, 2, 2], "depths": [1, 1, 1, 1], "sr_ratios": [4, 2, 2, 1],
     "window_size": [3, 3, 3, null], "shared_head": [2, 1, 0, 2], "routed_head": [0, 1, 1, 1]})"));
 }
 
@@ -58,6 +58,12 @@ moh::dit::DiTConfig tiny_dit() {
     "input_size": 28, "patch_size": 4, "in_channels": 1, "hidden_size": 32, "depth": 2, "num_heads": 4,
     "shared_head": [4, 2], "routed_head": [0, 1], "mlp_ratio": 2.0, "class_dropout_prob": 0.1,
     "num_classes": 10, "learn_sigma": true})"));
+}
+
+moh::vit::FmnistPreprocess pre2() {
+  moh::vit::FmnistPreprocess p;
+  p.upsample = 2;
+  return p;
 }
 
 moh::TrainCommonOptions tiny_common(int64_t steps, int64_t batch, double lr) {
@@ -172,16 +178,19 @@ TEST_CASE("Seeded data order and LR schedule", "[apps]") {
   std::vector<torch::Tensor> ep;
   for (int s = 6; s < 12; ++s) ep.push_back(a.indices(s));
   CHECK(std::get<0>(torch::_unique(torch::cat(ep))).numel() == 48);
-  moh::LrSchedule lr{1.0, 0.1, 10, 110, true};
+  moh::LrSchedule lr{1.0, 0.1, 10, 111, true};  // cosine over steps 10..110 (span 100)
   CHECK(lr.at(0) == Approx(0.1));
   CHECK(lr.at(9) == Approx(1.0));
   CHECK(lr.at(60) == Approx(0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * 0.5))));
-  CHECK(lr.at(109) == Approx(0.1));
+  CHECK(lr.at(110) == Approx(0.1));
+  moh::LrSchedule flat{1.0, 0.1, 10, 111, false};
+  CHECK(flat.at(100) == Approx(1.0));
 }
 
 TEST_CASE("A few ViT training steps lower the loss; checkpoint and resume repeat the next step exactly", "[apps]") {
   const auto out = moh::test::temp_dir("vittrain");
-  moh::vit::FmnistPreprocess pre;  // pad 2 -> 32
+  moh::vit::FmnistPreprocess pre;  // pad 2 -> 32, x2 -> 64
+  pre.upsample = 2;
   moh::vit::ViTTrainOptions o;
   o.common = tiny_common(24, 32, 3e-3);
   o.augment_shift = 0;
@@ -196,7 +205,7 @@ TEST_CASE("A few ViT training steps lower the loss; checkpoint and resume repeat
   moh::SafetensorsFile f(o.common.out);
   CHECK(f.meta("kind") == "vit");
   CHECK(f.contains("block4.0.attn.wg.weight"));
-  CHECK(moh::vit::vit_config_from_json(nlohmann::json::parse(f.meta("config"))).img_size == 32);
+  CHECK(moh::vit::vit_config_from_json(nlohmann::json::parse(f.meta("config"))).img_size == 64);
 
   // Resume: 3 steps + checkpoint, then 1 more step == 4 uninterrupted steps.
   auto o1 = o;
@@ -264,12 +273,13 @@ TEST_CASE("A few DiT training steps lower the loss; resume with EMA repeats the 
   ov.common.out = "";
   ov.augment_shift = 0;
   ov.eval_limit = -1;
-  CHECK(moh::test::contains(moh::test::error_message([&] { moh::vit::train_vit(tiny_vit(), {}, ov); }), "'dit' model"));
+  CHECK(moh::test::contains(moh::test::error_message([&] { moh::vit::train_vit(tiny_vit(), pre2(), ov); }), "'dit' model"));
 }
 
 TEST_CASE("moh-train app: trains from a config file and reports bad configs", "[apps]") {
   const auto dir = moh::test::temp_dir("trainapp");
   nlohmann::json cfg = {{"kind", "vit"}, {"model", moh::vit::vit_config_to_json(tiny_vit())},
+                        {"preprocess", pre2().to_json()},
                         {"train", {{"batch_size", 16}, {"augment_shift", 0}, {"device", "cpu"}}}};
   {
     std::ofstream(dir + "/tiny.json") << cfg.dump(2);

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "common/golden.h"
+#include "common/weights.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"
 #include "vit/config.h"
@@ -164,4 +165,27 @@ TEST_CASE("MoH-ViT refuses inputs of another size with a clear error", "[vit]") 
   torch::NoGradGuard no_grad;
   CHECK(model->forward(torch::randn({2, 3, 64, 64})).sizes() == torch::IntArrayRef({2, 4}));
   CHECK_THROWS_AS(model->forward(torch::randn({1, 3, 96, 96})), moh::Error);
+}
+
+TEST_CASE("Cached position bias follows weight changes made after a forward pass", "[vit]") {
+  auto cfg = moh::vit::vit_config_from_json(nlohmann::json::parse(
+      R"({"img_size": 64, "num_classes": 4, "embed_dims": [24, 32, 48, 64], "num_heads": [3, 4, 4, 8],
+          "depths": [1, 1, 1, 1], "mlp_ratios": [2, 2, 2, 2], "shared_head": [3, 4, 2, 8], "routed_head": [0, 0, 1, 0]})"));
+  torch::manual_seed(3);
+  moh::vit::TransNeXt a(cfg), b(cfg);
+  a->eval();
+  b->eval();
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({1, 3, 64, 64});
+  const auto before = a->forward(x);
+  // In-place edits (what loading a checkpoint does) to both CPB MLP kinds: aggregated (stage 1) and full (stage 4).
+  a->blocks[0]->ptr<moh::vit::BlockImpl>(0)->attn_agg->cpb_fc2->bias.add_(0.5);
+  a->blocks[3]->ptr<moh::vit::BlockImpl>(0)->attn_full->cpb_fc2->bias.sub_(0.5);
+  const auto after = a->forward(x);
+  std::map<std::string, torch::Tensor> state;
+  for (const auto& p : a->named_parameters()) state[p.key()] = p.value();
+  moh::load_state_dict(*b, state);
+  const auto fresh = b->forward(x);
+  CHECK_FALSE(torch::allclose(before, after));
+  CHECK(torch::equal(after, fresh));
 }

@@ -110,7 +110,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t H, int64_t 
   auto gates = moh_gates(x, gate_cfg_, gate.weights(), debug ? &debug->router : nullptr);  // [B, N, h]
   auto qkv_h = qkv(x).view({B, N, 3 * h, d}).permute({0, 2, 1, 3});  // [B, N, 3h, d] -> [B, 3h, N, d]
   auto q = qkv_h.slice(1, 0, h), k = qkv_h.slice(1, h, 2 * h), v = qkv_h.slice(1, 2 * h, 3 * h);  // [B, h, N, d]
-  auto bias = cpb_bias(tables, cpb_fc1, cpb_fc2);  // [h, N, N]
+  auto bias = bias_(tables, cpb_fc1, cpb_fc2);  // [h, N, N]
   auto q_s = (l2_normalize(q) + query_embedding) * F::softplus(temperature) * seq_length_scale_;
   auto attn = (torch::matmul(q_s, l2_normalize(k).transpose(-2, -1)) + bias).softmax(-1);  // [B, h, N, N]
   auto o = torch::matmul(attn, v);                                                           // [B, h, N, d]
@@ -181,7 +181,7 @@ torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H
   auto x_pool = norm(pooled.reshape({B, C, P}).transpose(1, 2));                        // [B, C, P] -> [B, P, C]
   auto kv_pool = kv(x_pool).view({B, P, 2 * h, d}).permute({0, 2, 1, 3});              // [B, 2h, P, d]
   auto k_pool = l2_normalize(kv_pool.slice(1, 0, h)), v_pool = kv_pool.slice(1, h, 2 * h);  // [B, h, P, d]
-  auto attn_pool = torch::matmul(q_s, k_pool.transpose(-2, -1)) + cpb_bias(tables, cpb_fc1, cpb_fc2);  // [B,h,N,P]
+  auto attn_pool = torch::matmul(q_s, k_pool.transpose(-2, -1)) + bias_(tables, cpb_fc1, cpb_fc2);  // [B,h,N,P]
 
   // One softmax over [local L | pooled P], then each part aggregates its own values.
   auto attn = torch::cat({attn_local, attn_pool}, -1).softmax(-1);  // [B, h, N, L+P]

@@ -57,6 +57,7 @@ class AttentionImpl : public torch::nn::Module {
   AttentionOptions o_;
   MoHGateConfig gate_cfg_;
   float seq_length_scale_;
+  CachedCpbBias bias_;
 };
 TORCH_MODULE(Attention);
 
@@ -81,6 +82,7 @@ class AggregatedAttentionImpl : public torch::nn::Module {
   AttentionOptions o_;
   MoHGateConfig gate_cfg_;
   DeviceConstant seq_scale_, padding_mask_;
+  CachedCpbBias bias_;
 };
 TORCH_MODULE(AggregatedAttention);
 

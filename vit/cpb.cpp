@@ -56,6 +56,23 @@ torch::Tensor cpb_bias(const CpbTables& t, torch::nn::Linear& fc1, torch::nn::Li
       .to(fc2->weight.scalar_type());
 }
 
+torch::Tensor CachedCpbBias::operator()(const CpbTables& t, torch::nn::Linear& fc1, torch::nn::Linear& fc2) {
+  if (torch::GradMode::is_enabled()) {
+    bias_ = torch::Tensor();
+    return cpb_bias(t, fc1, fc2);
+  }
+  std::vector<std::pair<const void*, int64_t>> key;
+  for (const auto* w : {&fc1->weight, &fc1->bias, &fc2->weight, &fc2->bias})
+    key.emplace_back(w->data_ptr(), (int64_t)w->_version());
+  key.emplace_back(t.index.data_ptr(), (int64_t)t.index.numel());
+  key.emplace_back(t.coords.data_ptr(), (int64_t)t.coords.numel());
+  if (!bias_.defined() || key != key_) {
+    bias_ = cpb_bias(t, fc1, fc2);
+    key_ = std::move(key);
+  }
+  return bias_;
+}
+
 const torch::Tensor& DeviceConstant::get(const torch::Device& device, torch::ScalarType dtype) {
   if (!cached_.defined() || cached_.device() != device || cached_.scalar_type() != dtype)
     cached_ = host_.to(device, dtype);

@@ -6,6 +6,8 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <utility>
+#include <vector>
 
 namespace moh::vit {
 
@@ -25,6 +27,18 @@ CpbTables relative_position_cpb(const Size2& query, const Size2& key, const Size
 // bias[h, Nq, Nk] = cpb_fc2(relu(cpb_fc1(coords)))ᵀ[:, index]: computed in float32, returned in the fc weights'
 // dtype.
 torch::Tensor cpb_bias(const CpbTables& t, torch::nn::Linear& fc1, torch::nn::Linear& fc2);
+
+// cpb_bias() for one module, reused across forward passes while gradients are off (inference): the bias depends only
+// on the tables and the cpb_fc1/cpb_fc2 weights, so it is recomputed when any of them changes (storage, device,
+// dtype or in-place version, e.g. after loading weights) and always when gradients are on (training).
+class CachedCpbBias {
+ public:
+  torch::Tensor operator()(const CpbTables& t, torch::nn::Linear& fc1, torch::nn::Linear& fc2);
+
+ private:
+  torch::Tensor bias_;
+  std::vector<std::pair<const void*, int64_t>> key_;
+};
 
 // A constant tensor built once (CPU) and handed out on the device (and, for floating point, dtype) that a forward
 // pass runs in; the converted copy is cached. Not thread-safe: one forward at a time per module.

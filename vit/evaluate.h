@@ -4,7 +4,6 @@
 // throughput, and a list of unreadable files (counted, not fatal).
 #pragma once
 #include <functional>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
