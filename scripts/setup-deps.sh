@@ -14,6 +14,9 @@ PACKAGES=(
   dataset-fashion-mnist     # demo training data
 )
 
+# Optional: the libFuzzer harness (scripts/fuzz-safetensors.sh) needs clang with its runtime.
+if [ "${MOH_WITH_FUZZ:-0}" = 1 ]; then PACKAGES+=(clang-14 libclang-rt-14-dev); fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -12,22 +12,11 @@
 #include "dit/moh_attention.h"
 #include "dit/parity.h"
 #include "tests/catch_compat.h"
+#include "tests/parity_assert.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"
 
-namespace {
-
-void require_checks_pass(const std::vector<moh::ParityCheck>& checks, const std::string& file) {
-  for (const auto& c : checks) {
-    auto r = moh::compare_tensors(c.ours, c.ref, c.tol);
-    INFO(file << " " << c.name << ": max_abs " << r.max_abs << " (atol " << c.tol.atol << ", rtol " << c.tol.rtol
-              << ") " << r.note);
-    CHECK(r.shape_ok);
-    CHECK(r.pass);
-  }
-}
-
-}  // namespace
+using moh::test::require_checks_pass;
 
 TEST_CASE("MoH-DiT attention matches every dit_attn golden (output, gates, router top-k)", "[attention]") {
   const auto files = moh::test::data_glob("golden/dit_attn_*.safetensors");

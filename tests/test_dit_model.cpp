@@ -14,20 +14,14 @@
 #include "dit/model.h"
 #include "dit/parity.h"
 #include "tests/catch_compat.h"
+#include "tests/parity_assert.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"
 
+using moh::test::require_checks_pass;
+
 namespace {
 
-void require_checks_pass(const std::vector<moh::ParityCheck>& checks, const std::string& file) {
-  for (const auto& c : checks) {
-    auto r = moh::compare_tensors(c.ours, c.ref, c.tol);
-    INFO(file << " " << c.name << ": max_abs " << r.max_abs << " (atol " << c.tol.atol << ", rtol " << c.tol.rtol
-              << ") " << r.note);
-    CHECK(r.shape_ok);
-    CHECK(r.pass);
-  }
-}
 
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);

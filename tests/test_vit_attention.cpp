@@ -4,23 +4,12 @@
 
 #include "common/golden.h"
 #include "tests/catch_compat.h"
+#include "tests/parity_assert.h"
 #include "tests/test_support.h"
 #include "vit/attention.h"
 #include "vit/parity.h"
 
-namespace {
-
-void require_checks_pass(const std::vector<moh::ParityCheck>& checks, const std::string& file) {
-  for (const auto& c : checks) {
-    auto r = moh::compare_tensors(c.ours, c.ref, c.tol);
-    INFO(file << " " << c.name << ": max_abs " << r.max_abs << " (atol " << c.tol.atol << ", rtol " << c.tol.rtol
-              << ") " << r.note);
-    CHECK(r.shape_ok);
-    CHECK(r.pass);
-  }
-}
-
-}  // namespace
+using moh::test::require_checks_pass;
 
 TEST_CASE("MoH-ViT attention matches every vit_attn golden", "[attention]") {
   const auto files = moh::test::data_glob("golden/vit_attn_*.safetensors");
