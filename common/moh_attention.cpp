@@ -22,7 +22,11 @@ torch::Tensor moh_gated_attention(const torch::Tensor& q, const torch::Tensor& k
   MOH_CHECK(gates.size(0) == q.size(0) && gates.size(1) == q.size(2) && gates.size(2) == q.size(1),
             "moh_gated_attention: gates shape does not match q");
 #ifdef MOH_WITH_CUDA
-  if (q.is_cuda() && cuda::sparse_attention_supported(q, k, v, gates)) return cuda::moh_gated_attention(q, k, v, gates, scale);
+  // The kernels are forward-only: when autograd needs this op (training), the LibTorch reference runs instead.
+  const bool needs_grad = torch::GradMode::is_enabled() &&
+                          (q.requires_grad() || k.requires_grad() || v.requires_grad() || gates.requires_grad());
+  if (!needs_grad && q.is_cuda() && cuda::sparse_attention_supported(q, k, v, gates))
+    return cuda::moh_gated_attention(q, k, v, gates, scale);
 #endif
   return moh_gated_attention_reference(q, k, v, gates, scale);
 }

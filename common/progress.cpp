@@ -50,7 +50,7 @@ void Progress::draw(bool final) {
   const int filled = total_ > 0 ? static_cast<int>(kWidth * std::min<int64_t>(done_, total_) / total_) : 0;
   std::string bar(filled, '#');
   bar += std::string(kWidth - filled, '.');
-  std::fprintf(stderr, "%s%s [%s] %lld/%lld %s  %.2f %s/s  %s %s%s%s%s", tty_ ? "\r" : "", label_.c_str(),
+  std::fprintf(stderr, "%s%s [%s] %lld/%lld %s  %.2f %s/s  %s %s%s%s%s%s", tty_ ? "\r" : "", label_.c_str(),
                bar.c_str(), (long long)done_, (long long)total_, unit_.c_str(), r, unit_.c_str(),
                final ? "took" : "ETA", format_duration(final ? elapsed : eta).c_str(), suffix_.empty() ? "" : "  ",
                suffix_.c_str(), tty_ ? "\033[K" : "", (!tty_ || final) ? "\n" : "");

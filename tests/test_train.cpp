@@ -195,7 +195,7 @@ TEST_CASE("A few ViT training steps lower the loss; checkpoint and resume repeat
   o.common = tiny_common(24, 32, 3e-3);
   o.augment_shift = 0;
   o.common.out = out + "/vit.safetensors";
-  o.eval_limit = 100;
+  o.eval_limit = 60;
   std::vector<moh::TrainLog> logs;
   auto r = moh::vit::train_vit(tiny_vit(), pre, o, [&](const moh::TrainLog& l) { logs.push_back(l); });
   REQUIRE(logs.size() == 24);
@@ -265,6 +265,14 @@ TEST_CASE("A few DiT training steps lower the loss; resume with EMA repeats the 
   CHECK(a.contains("pos_embed"));  // the EMA covers the frozen pos_embed too (train.py)
   REQUIRE(a.names() == b.names());
   for (const auto& n : a.names()) CHECK(torch::equal(a.tensor(n), b.tensor(n)));
+  // A wall-clock budget that cannot fit --steps stops right after the 40 calibration steps and still exports.
+  auto o5 = o1;
+  o5.common.steps = 60;
+  o5.common.time_limit_s = 1e-3;
+  o5.common.out = out + "/budget.safetensors";
+  auto r5 = moh::dit::train_dit(tiny_dit(), o5);
+  CHECK(r5.steps_done == 41);
+  CHECK(moh::SafetensorsFile(o5.common.out).meta("steps") == "41");
   // A checkpoint of the other kind is refused with a clear message.
   auto o4 = o1;
   o4.common.resume = o2.common.ckpt;
