@@ -23,13 +23,7 @@ using moh::test::require_checks_pass;
 namespace {
 
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  nlohmann::json j;
-  in >> j;
-  return j;
-}
+using moh::test::read_json;
 
 std::string golden_model_path() { return moh::test::data_path("golden/dit_model.safetensors"); }
 

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <stdexcept>
 #include <random>
 
 namespace moh::test {
@@ -57,6 +59,14 @@ int run_command(const std::string& cmd, std::string* output) {
   int status = ::pclose(p);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in.good()) throw std::runtime_error("cannot read JSON file '" + path + "'");
+  nlohmann::json j;
+  in >> j;
+  return j;
 }
 
 }  // namespace moh::test

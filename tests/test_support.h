@@ -1,5 +1,6 @@
 // Helpers shared by the Catch2 tests: fixture paths and temporary folders.
 #pragma once
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -10,4 +11,6 @@ std::string temp_dir(const std::string& tag);                    // fresh empty 
 std::string bin_path(const std::string& app);                    // build/bin/<app>
 // Runs a shell command, returns its exit code and (optionally) its combined output.
 int run_command(const std::string& cmd, std::string* output = nullptr);
+// Parses a JSON file; throws std::runtime_error naming the file when it cannot be read.
+nlohmann::json read_json(const std::string& path);
 }  // namespace moh::test

@@ -17,13 +17,7 @@
 
 namespace {
 
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  REQUIRE(in.good());
-  nlohmann::json j;
-  in >> j;
-  return j;
-}
+using moh::test::read_json;
 
 std::vector<int64_t> shape_of(const torch::Tensor& t) { return t.sizes().vec(); }
 
