@@ -1,15 +1,22 @@
+// Shared main() wrapper and common options of the CLI apps (see app_main.h).
 #include "apps/app_main.h"
 
 #include <exception>
 #include <iostream>
 
 #include "common/error.h"
+#include "common/interrupt.h"
+#include "common/threads.h"
 
 namespace moh {
 
 int run_app(const char* name, const std::function<int()>& body) {
+  install_interrupt_handlers();
   try {
     return body();
+  } catch (const Interrupted& e) {
+    std::cerr << name << ": " << e.what() << "\n";
+    return 128 + e.signal();
   } catch (const Unsupported& e) {
     std::cerr << name << ": unsupported: " << e.what() << "\n";
     return 2;
@@ -24,5 +31,15 @@ int run_app(const char* name, const std::function<int()>& body) {
     return 1;
   }
 }
+
+void add_threads_option(CLI::App& app, int& threads) {
+  threads = 0;
+  app.add_option("--threads", threads,
+                 "CPU threads for the model (LibTorch and BLAS together; default " +
+                     std::to_string(available_cores()) + " = every available core)")
+      ->check(CLI::NonNegativeNumber);
+}
+
+void apply_threads_option(int threads) { set_cpu_threads(threads); }
 
 }  // namespace moh

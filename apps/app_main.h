@@ -1,8 +1,17 @@
-// Shared main() wrapper for the CLI apps: runs the app body and maps exceptions to one clear message and an
-// exit code (1: bad input or failure, 2: unsupported request).
+// Shared pieces of the CLI apps: the main() wrapper that maps exceptions to one clear message and an exit code
+// (1: bad input or failure, 2: unsupported request, 128 + signal: interrupted by Ctrl-C / SIGTERM, after the
+// partial output was removed), and the options every app takes (--threads).
 #pragma once
+#include <CLI/CLI.hpp>
 #include <functional>
 
 namespace moh {
+
 int run_app(const char* name, const std::function<int()>& body);
-}
+
+// --threads N: CPU threads for LibTorch and BLAS together (default: every available core, the fast setting).
+// Call apply_threads_option() after parsing.
+void add_threads_option(CLI::App& app, int& threads);
+void apply_threads_option(int threads);
+
+}  // namespace moh

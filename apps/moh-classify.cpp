@@ -15,18 +15,25 @@
 int main(int argc, char** argv) {
   return moh::run_app("moh-classify", [&]() -> int {
     CLI::App app{"Classify images with a MoH-ViT (MoH-TransNeXt) model.\n"
-                 "Inputs are image files, folders (searched recursively) or quoted globs."};
+                 "Inputs are image files, folders (searched recursively) or quoted globs. Examples:\n"
+                 "  moh-classify --weights models/moh-vit-fmnist.safetensors shirt.png pictures/   (the demo model)\n"
+                 "  moh-classify --model moh-vit-s-80 --weights moh-vit-s-80.safetensors photo.jpg  (ImageNet)"};
     std::vector<std::string> inputs;
-    std::string model = "moh-vit-s-80", weights, device = "auto", dtype = "auto", json_out;
-    int topk = 5, batch = 16;
+    std::string model, weights, device = "auto", dtype = "auto", json_out;
+    int topk = 5, batch = 16, threads = 0;
+    bool random_weights = false;
     app.add_option("inputs", inputs, "images, folders or globs")->required();
-    app.add_option("--model", model, "preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75) or config .json "
-                                     "(default moh-vit-s-80)");
-    app.add_option("--weights", weights, "safetensors checkpoint with official key names (random weights if omitted)");
+    app.add_option("--weights", weights, "weights file: a self-describing .safetensors (such as the demo model), or "
+                                         "an official checkpoint converted to safetensors together with --model");
+    app.add_flag("--random-weights", random_weights, "run a randomly initialised --model (smoke tests only: its "
+                                                     "predictions mean nothing)");
+    app.add_option("--model", model, "preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75) or config .json; "
+                                     "needed when the weights record no config");
     app.add_option("--topk", topk, "classes to show per image (default 5)");
     app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");
     app.add_option("--dtype", dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
     app.add_option("--batch-size", batch, "images per forward pass (default 16)");
+    moh::add_threads_option(app, threads);
     app.add_option("--json", json_out, "also write the results as JSON to this file ('-' = stdout, no text output)");
     try {
       app.parse(argc, argv);
@@ -35,14 +42,21 @@ int main(int argc, char** argv) {
     }
     MOH_CHECK(topk >= 1, "--topk must be >= 1 (got ", topk, ")");
     MOH_CHECK(batch >= 1, "--batch-size must be >= 1 (got ", batch, ")");
-    const auto cfg = moh::vit::resolve_vit_model(model);
+    MOH_CHECK(!weights.empty() || random_weights,
+              "--weights is required: the demo model models/moh-vit-fmnist.safetensors ships with the toolkit; "
+              "official MoH-ViT checkpoints (Hugging Face Chat-UniVi/MoH-ViT-*) go with --model PRESET. "
+              "(--random-weights runs an untrained model for smoke tests)");
+    MOH_CHECK(weights.empty() || !random_weights, "--weights and --random-weights exclude each other");
+    MOH_CHECK(!random_weights || !model.empty(), "--random-weights needs --model (which architecture to initialise)");
+    moh::apply_threads_option(threads);
+    const auto source = moh::vit::resolve_vit_source(weights, model);
+    const auto& cfg = source.config;
     const auto dev = moh::parse_device(device);
     const auto dt = moh::parse_dtype(dtype, dev);
     const auto files = moh::vit::expand_image_inputs(inputs);
-    if (weights.empty())
-      std::cerr << "moh-classify: warning: no --weights given; the model has random weights and its predictions "
-                   "mean nothing\n";
-    moh::vit::Classifier clf(cfg, weights, dev, dt);
+    if (random_weights)
+      std::cerr << "moh-classify: warning: --random-weights: the model is untrained and its predictions mean nothing\n";
+    moh::vit::Classifier clf(source, dev, dt);
 
     const bool text = json_out != "-";
     int failed = 0;
@@ -65,7 +79,7 @@ int main(int argc, char** argv) {
     if (!json_out.empty()) {
       nlohmann::json j;
       j["model"] = cfg.name;
-      j["weights"] = weights;
+      j["weights"] = random_weights ? std::string("random") : weights;
       j["device"] = moh::device_to_string(dev);
       j["dtype"] = moh::dtype_to_string(dt);
       j["results"] = nlohmann::json::array();

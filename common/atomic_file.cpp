@@ -1,6 +1,9 @@
 #include "common/atomic_file.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <cerrno>
 #include <cstring>
@@ -38,6 +41,16 @@ void AtomicFile::commit() {
     std::remove(tmp_.c_str());
     throw Error("cannot move the finished file into place at '" + path_ + "': " + std::strerror(err));
   }
+  fsync_parent_dir(path_);
+}
+
+void fsync_parent_dir(const std::string& path) {
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
 }
 
 void write_file_atomic(const std::string& path, const std::string& contents) {

@@ -21,6 +21,10 @@ class AtomicFile {
   std::FILE* f_ = nullptr;
 };
 
+// fsyncs the folder holding `path`, so that a rename into it survives a crash or power loss (POSIX: the rename
+// is durable only once the directory entry is synced). Errors are ignored: some file systems cannot sync folders.
+void fsync_parent_dir(const std::string& path);
+
 // Writes a whole string atomically.
 void write_file_atomic(const std::string& path, const std::string& contents);
 

@@ -1,5 +1,7 @@
 #include "common/progress.h"
 
+#include "common/interrupt.h"
+
 #include <unistd.h>
 
 #include <cstdio>
@@ -27,6 +29,7 @@ double Progress::rate() const {
 }
 
 void Progress::advance(int64_t n) {
+  throw_if_interrupted();  // every long loop reports progress: this is where Ctrl-C / SIGTERM take effect
   done_ += n;
   if (!enabled_) return;
   auto now = std::chrono::steady_clock::now();

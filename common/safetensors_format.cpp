@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -64,8 +65,16 @@ bool dtype_from_name(const std::string& name, DType* out) {
 }
 
 int64_t TensorEntry::numel() const {
+  // Checked: parse_safetensors guarantees the product fits, but entries can also be built by hand.
   int64_t n = 1;
-  for (auto s : shape) n *= s;
+  for (auto s : shape) {
+    MOH_CHECK(s >= 0, "tensor '", name, "': negative dimension ", s);
+    if (s == 0) return 0;
+  }
+  for (auto s : shape) {
+    MOH_CHECK(n <= std::numeric_limits<int64_t>::max() / s, "tensor '", name, "': element count overflows int64");
+    n *= s;
+  }
   return n;
 }
 
@@ -82,12 +91,24 @@ SafetensorsIndex parse_safetensors(const uint8_t* data, size_t size, const std::
   MOH_CHECK(header[0] == '{', where, "header does not start with '{'; not a safetensors file");
   MOH_CHECK(json_depth(header, header_len) <= kMaxJsonDepth, where, "header JSON is nested too deeply");
 
+  // The parser keeps the last of repeated keys silently; the callback sees every top-level key first.
   nlohmann::json j;
+  std::set<std::string> seen_keys;
+  std::string duplicate;
+  auto on_event = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (depth == 1 && event == nlohmann::json::parse_event_t::key && parsed.is_string()) {
+      const auto& key = parsed.get_ref<const std::string&>();
+      if (!seen_keys.insert(key).second && duplicate.empty()) duplicate = key;
+    }
+    return true;
+  };
   try {
-    j = nlohmann::json::parse(header, header + header_len);
+    j = nlohmann::json::parse(header, header + header_len, on_event);
   } catch (const std::exception& e) {
     throw Error(where + "header is not valid JSON (" + e.what() + ")");
   }
+  MOH_CHECK(duplicate.empty(), where, "the header names tensor '", duplicate,
+            "' more than once (each name must be unique); the file is corrupt");
   MOH_CHECK(j.is_object(), where, "header JSON is not an object");
 
   SafetensorsIndex index;
@@ -116,15 +137,26 @@ SafetensorsIndex parse_safetensors(const uint8_t* data, size_t size, const std::
     MOH_CHECK(dtype_from_name(dt, &e.dtype), tw, "unsupported dtype '", dt,
               "' (supported: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)");
     MOH_CHECK(v["shape"].size() <= 8, tw, "has ", v["shape"].size(), " dimensions (at most 8 supported)");
+    // Every dimension, the element count and the byte size must fit in int64 (what LibTorch indexes with).
+    constexpr uint64_t kMaxI64 = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
     uint64_t numel = 1;
     for (const auto& s : v["shape"]) {
       MOH_CHECK(s.is_number_unsigned() || (s.is_number_integer() && s.get<int64_t>() >= 0), tw,
                 "shape entries must be non-negative integers");
       const uint64_t d = s.get<uint64_t>();
-      MOH_CHECK(d == 0 || numel <= std::numeric_limits<uint64_t>::max() / d, tw, "shape overflows");
-      numel *= d;
+      MOH_CHECK(d <= kMaxI64, tw, "dimension ", d, " is 2^63 or more; the shape overflows");
       e.shape.push_back(static_cast<int64_t>(d));
     }
+    // Checked product, also when a zero dimension makes the element count 0 (each dimension alone already fits).
+    bool has_zero = false;
+    for (auto d : e.shape) has_zero = has_zero || d == 0;
+    if (has_zero) numel = 0;
+    else
+      for (auto d : e.shape) {
+        MOH_CHECK(numel <= kMaxI64 / static_cast<uint64_t>(d), tw, "shape ", v["shape"].dump(),
+                  " has more than 2^63 elements; the shape overflows");
+        numel *= static_cast<uint64_t>(d);
+      }
     for (const auto& o : v["data_offsets"])
       MOH_CHECK(o.is_number_unsigned() || (o.is_number_integer() && o.get<int64_t>() >= 0), tw,
                 "data_offsets must be non-negative integers");
@@ -134,21 +166,33 @@ SafetensorsIndex parse_safetensors(const uint8_t* data, size_t size, const std::
     MOH_CHECK(e.end <= data_size, tw, "data span [", e.begin, ", ", e.end, ") lies outside the data section (",
               data_size, " bytes); the file is truncated");
     const uint64_t es = dtype_size(e.dtype);
-    MOH_CHECK(numel <= std::numeric_limits<uint64_t>::max() / es && numel * es == e.end - e.begin, tw, "shape ",
-              v["shape"].dump(), " x ", dt, " needs ", numel * es, " bytes but the span holds ", e.end - e.begin);
+    MOH_CHECK(numel <= kMaxI64 / es, tw, "shape ", v["shape"].dump(), " x ", dt,
+              " needs more than 2^63 bytes; the shape overflows");
+    MOH_CHECK(numel * es == e.end - e.begin, tw, "shape ", v["shape"].dump(), " x ", dt, " needs ", numel * es,
+              " bytes but the span holds ", e.end - e.begin);
     index.tensors.push_back(std::move(e));
   }
   std::sort(index.tensors.begin(), index.tensors.end(),
             [](const TensorEntry& a, const TensorEntry& b) { return a.begin < b.begin || (a.begin == b.begin && a.end < b.end); });
+  // The safetensors rule: the tensors, sorted by offset, cover the data section from 0 to its end exactly —
+  // no byte is shared (overlap) and none is left unindexed (hole). Empty tensors take no bytes and cannot hide
+  // an overlap between their neighbours, because each span must start where the previous non-empty one ended.
+  uint64_t covered = 0;  // end of the bytes covered so far
+  std::string last_name;
   for (size_t i = 0; i < index.tensors.size(); ++i) {
     const auto& e = index.tensors[i];
-    if (i > 0) {
-      const auto& p = index.tensors[i - 1];
-      MOH_CHECK(e.begin >= p.end || e.begin == e.end || p.begin == p.end, where, "tensors '", p.name, "' and '", e.name,
-                "' overlap in the data section");
+    MOH_CHECK(e.begin >= covered, where, "tensors '", last_name, "' and '", e.name,
+              "' overlap in the data section (bytes [", e.begin, ", ", covered, "))");
+    MOH_CHECK(e.begin == covered, where, "the data section has a hole: bytes [", covered, ", ", e.begin,
+              ") belong to no tensor (before '", e.name, "'); the file is corrupt");
+    if (e.end > e.begin) {
+      covered = e.end;
+      last_name = e.name;
     }
     index.by_name[e.name] = i;
   }
+  MOH_CHECK(covered == data_size, where, "the data section has a hole: its last ", data_size - covered,
+            " bytes (from offset ", covered, ") belong to no tensor; the file is corrupt or has trailing data");
   return index;
 }
 

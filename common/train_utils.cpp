@@ -292,6 +292,11 @@ void Trainer::save(const std::string& path) {
   save_train_checkpoint(path, model_, *flat_, *opt_, ema_.get(), step_, options_.ckpt_metadata);
 }
 
+double ema_decay_at(double decay, int64_t updates) {
+  const double n = double(std::max<int64_t>(updates, 0));
+  return std::min(decay, (1.0 + n) / (10.0 + n));
+}
+
 void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
                   const std::function<void(const TrainLog&)>& on_log) {
   model_.train();
@@ -330,7 +335,7 @@ void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
     flat_->sync_grads();
     auto gnorm = clip_grad_norm(flat_->grad(), options_.clip_grad);
     opt_->step(lr);
-    if (ema_) ema_->update(options_.ema_decay);
+    if (ema_) ema_->update(ema_decay_at(options_.ema_decay, step_));
     ++step_;
     {
       torch::NoGradGuard no_grad;

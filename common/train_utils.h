@@ -103,6 +103,11 @@ class FlatAdamW {
 };
 
 // ---------------------------------------------------------------- EMA
+// EMA decay with warm-up for update number `updates` (0-based): min(decay, (1 + n) / (10 + n)). A short run
+// with a plain 0.998 decay still holds 0.998^n of the random initial weights (16 % after 900 steps); the
+// warm-up lets the average forget them within the first few hundred steps.
+double ema_decay_at(double decay, int64_t updates);
+
 class Ema {
  public:
   // Starts as a copy of every named parameter (train.py: update_ema(ema, model, decay=0)).

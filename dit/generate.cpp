@@ -428,11 +428,13 @@ void GenerationWriter::commit(nlohmann::json sidecar) {
   if (!fs::exists(out, ec)) {
     fs::rename(staging_, out, ec);  // the whole folder appears at once
     MOH_CHECK(!ec, "cannot move the finished outputs into '", o_.out_dir, "': ", ec.message());
+    fsync_parent_dir(out.string());
   } else {
     for (const auto& f : files_) {
       fs::rename(fs::path(staging_) / f, out / f, ec);
       MOH_CHECK(!ec, "cannot move '", f, "' into '", o_.out_dir, "': ", ec.message());
     }
+    fsync_parent_dir((out / "generation.json").string());
     fs::remove_all(staging_, ec);
   }
   committed_ = true;

@@ -3,7 +3,12 @@
 // be batch-size independent, skip unreadable files, and the app must report them with exit code 3.
 #include <torch/torch.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
+#include <sstream>
 #include <fstream>
 #include <random>
 
@@ -139,6 +144,95 @@ TEST_CASE("moh-classify prints named top-k classes and exits 3 when an image is 
   CHECK(j["results"][0]["top"].size() == 2);
   CHECK(j["results"][3]["ok"] == false);
 
-  CHECK(moh::test::run_command(app + " --model no-such-model " + f.good[0], &out) == 1);
+  CHECK(moh::test::run_command(app + " --random-weights --model no-such-model " + f.good[0], &out) == 1);
   CHECK(out.find("moh-vit-s-80") != std::string::npos);  // the error lists the presets
+}
+
+TEST_CASE("moh-classify refuses to run without weights unless --random-weights is explicit", "[classify]") {
+  auto f = make_fixture();
+  const auto app = moh::test::bin_path("moh-classify");
+  std::string out;
+  CHECK(moh::test::run_command(app + " --model " + f.config_path + " --device cpu " + f.good[0], &out) == 1);
+  INFO(out);
+  CHECK(out.find("--weights is required") != std::string::npos);
+  CHECK(out.find("models/moh-vit-fmnist.safetensors") != std::string::npos);  // says where weights come from
+  CHECK(moh::test::run_command(app + " --random-weights --model " + f.config_path + " --device cpu " + f.good[0], &out) == 0);
+  CHECK(out.find("untrained") != std::string::npos);
+  // Weights without a stored config and no --model: the error says to name the architecture.
+  CHECK(moh::test::run_command(app + " --weights " + f.weights_path + " --device cpu " + f.good[0], &out) == 1);
+  CHECK(out.find("records no model config") != std::string::npos);
+}
+
+namespace {
+// Runs list_image_files in a child process without root rights (permissions do not stop root), returning the
+// listing and what it printed on stderr.
+std::vector<std::string> list_as_unprivileged(const std::string& dir, std::string* warnings) {
+  int out_pipe[2], err_pipe[2];
+  REQUIRE(::pipe(out_pipe) == 0);
+  REQUIRE(::pipe(err_pipe) == 0);
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::dup2(err_pipe[1], 2);
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    int rc = 0;
+    try {
+      std::string all;
+      for (const auto& p : moh::vit::list_image_files(dir)) all += p + "\n";
+      if (::write(out_pipe[1], all.data(), all.size()) != (ssize_t)all.size()) rc = 4;
+    } catch (...) {
+      rc = 5;
+    }
+    ::_exit(rc);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  auto drain = [](int fd) {
+    std::string s;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) s.append(buf, size_t(n));
+    ::close(fd);
+    return s;
+  };
+  const std::string listing = drain(out_pipe[0]);
+  *warnings = drain(err_pipe[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  std::vector<std::string> files;
+  std::istringstream is(listing);
+  for (std::string line; std::getline(is, line);) files.push_back(line);
+  return files;
+}
+}  // namespace
+
+TEST_CASE("Folder walks survive symlink loops and unreadable sub-folders", "[classify]") {
+  const auto dir = moh::test::temp_dir("walk");
+  fs::create_directories(dir + "/a/b");
+  fs::create_directories(dir + "/locked");
+  moh::ImageU8 img;
+  img.width = img.height = 4;
+  img.rgb.assign(48, 100);
+  moh::encode_png(dir + "/a/one.png", img);
+  moh::encode_png(dir + "/a/b/two.png", img);
+  moh::encode_png(dir + "/locked/hidden.png", img);
+  fs::create_directory_symlink(dir, dir + "/a/b/loop");   // points back at the root: a cycle
+  fs::create_directory_symlink(dir + "/a", dir + "/alias");  // a second name for a folder: entered once
+  fs::create_directory_symlink(dir + "/missing", dir + "/dangling");
+
+  const auto files = moh::vit::list_image_files(dir);
+  INFO(files.size());
+  REQUIRE(files.size() == 3);  // one.png, two.png, hidden.png, each once, the loop not followed forever
+  CHECK(std::is_sorted(files.begin(), files.end()));
+
+  // An unreadable sub-folder is skipped with a warning; the rest is still listed.
+  fs::permissions(dir + "/locked", fs::perms::none);
+  fs::permissions(dir, fs::perms::all);
+  std::string warnings;
+  const auto visible = list_as_unprivileged(dir, &warnings);
+  fs::permissions(dir + "/locked", fs::perms::owner_all);
+  INFO(warnings);
+  CHECK(visible.size() == 2);
+  CHECK(warnings.find("locked") != std::string::npos);
 }

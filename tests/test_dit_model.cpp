@@ -205,10 +205,7 @@ TEST_CASE("A pixel-space DiT (1 channel, no VAE) builds and runs; bf16 agrees wi
 
 #ifdef MOH_WITH_CUDA
 TEST_CASE("Tiny MoH-DiT on CUDA in fp32, bf16 and fp16 matches the golden", "[gpu]") {
-  if (!torch::cuda::is_available()) {
-    WARN("no CUDA device visible");
-    return;
-  }
+  if (!MOH_NEED(torch::cuda::is_available(), "no CUDA device visible for the [gpu] tests")) return;
   moh::GoldenFile g(golden_model_path());
   auto cfg = moh::dit::DiTConfig::from_json(g.config().at("model"));
   torch::NoGradGuard no_grad;

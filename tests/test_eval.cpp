@@ -15,6 +15,7 @@
 #include "common/safetensors.h"
 #include "common/weights.h"
 #include "tests/catch_compat.h"
+#include "tests/expect_error.h"
 #include "tests/test_support.h"
 #include "vit/evaluate.h"
 
@@ -176,6 +177,20 @@ TEST_CASE("Dataset listing: sorted-folder fallback and bad label files", "[eval]
   CHECK_THROWS_AS(moh::vit::list_eval_dataset(f.dir + "/missing", "", f.cfg), moh::Error);
 }
 
+TEST_CASE("Class folders named by over-long numbers get a clear error", "[eval]") {
+  auto f = make_fixture();
+  const auto root = f.dir + "/digits";
+  fs::create_directories(root + "/000000000000000000000000000001");  // many leading zeros: still class 1
+  fs::copy_file(f.sources[0], root + "/000000000000000000000000000001/a.png");
+  auto ds = moh::vit::list_eval_dataset(root, "", f.cfg);
+  CHECK(ds.samples.at(0).label == 1);
+  fs::create_directories(root + "/123456789012345678901234567890");
+  fs::copy_file(f.sources[1], root + "/123456789012345678901234567890/b.png");
+  const auto msg = moh::test::error_message([&] { moh::vit::list_eval_dataset(root, "", f.cfg); });
+  CHECK(msg.find("123456789012345678901234567890") != std::string::npos);
+  CHECK(msg.find("too large") != std::string::npos);
+}
+
 TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
   auto f = make_fixture();
   const auto app = moh::test::bin_path("moh-eval");
@@ -183,19 +198,29 @@ TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
   std::vector<std::pair<std::string, torch::Tensor>> w(f.weights.begin(), f.weights.end());
   moh::write_safetensors(f.dir + "/tiny.safetensors", w);
   moh::vit::save_vit_config(f.cfg, f.dir + "/tiny.json");
+  // Images 0 and 2 go to the class the model predicts for them (batch of one, computed here), 1 and 3 to another
+  // class: top-1 is then known to be exactly 2 of 4 = 50 %.
+  moh::vit::TransNeXt model(f.cfg);
+  moh::load_state_dict(*model, f.weights);
+  moh::vit::Classifier clf(model, torch::Device(torch::kCPU), torch::kFloat32);
   const auto root = f.dir + "/data";
   for (int i = 0; i < 4; ++i) {
-    fs::create_directories(root + "/cls" + std::to_string(i % 2));
-    fs::copy_file(f.sources[i], root + "/cls" + std::to_string(i % 2) + "/im" + std::to_string(i) + ".png");
+    const auto l = clf.logits(clf.preprocess(moh::decode_image_file(f.sources[i])).unsqueeze(0))[0];
+    const int64_t pred = l.argmax().item<int64_t>();
+    const int64_t label = i % 2 == 0 ? pred : (pred + 1) % f.cfg.num_classes;
+    fs::create_directories(root + "/cls" + std::to_string(label));
+    fs::copy_file(f.sources[i], root + "/cls" + std::to_string(label) + "/im" + std::to_string(i) + ".png");
   }
-  std::ofstream(root + "/cls1/bad.png") << "broken";
+  const auto some_class = fs::directory_iterator(root)->path().string();
+  std::ofstream(some_class + "/bad.png") << "broken";
   std::string out;
   const int rc = moh::test::run_command(app + " --model " + f.dir + "/tiny.json --weights " + f.dir +
                                             "/tiny.safetensors --data " + root + " --device cpu --batch-size 2 " +
                                             "--workers 2 -q --json " + f.dir + "/sum.json --csv " + f.dir + "/pc.csv",
                                         &out);
   INFO(out);
-  REQUIRE(rc == 0);
+  REQUIRE(rc == 3);  // one unreadable image: results are written, but the exit code says something failed
+  CHECK(out.find("bad.png") != std::string::npos);
   std::ifstream in(f.dir + "/sum.json");
   nlohmann::json j;
   in >> j;
@@ -203,8 +228,8 @@ TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
   CHECK(j.at("unreadable") == 1);
   CHECK(j.at("weights_hash").get<std::string>().rfind("crc32:", 0) == 0);
   CHECK(j.at("settings").at("batch_size") == 2);
-  const double top1 = j.at("top1");
-  CHECK(top1 == Approx(100.0 * j.at("top1_correct").get<int>() / 4.0));
+  CHECK(j.at("top1_correct") == 2);
+  CHECK(j.at("top1").get<double>() == Approx(50.0));
   std::ifstream csv(f.dir + "/pc.csv");
   std::string header, row;
   std::getline(csv, header);
@@ -217,6 +242,42 @@ TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
     for (int k = 0; k < 4; ++k) std::getline(ss, field, ',');
     images += std::stoi(field);
   }
-  CHECK(rows == 2);
   CHECK(images == 4);
+  CHECK(rows >= 1);
+}
+
+TEST_CASE("moh-eval fails clearly when no image can be read, and --json - writes to stdout", "[eval]") {
+  auto f = make_fixture();
+  const auto app = moh::test::bin_path("moh-eval");
+  std::vector<std::pair<std::string, torch::Tensor>> w(f.weights.begin(), f.weights.end());
+  moh::write_safetensors(f.dir + "/tiny.safetensors", w);
+  moh::vit::save_vit_config(f.cfg, f.dir + "/tiny.json");
+  const std::string args = " --model " + f.dir + "/tiny.json --weights " + f.dir + "/tiny.safetensors --device cpu -q";
+  const auto bad_root = f.dir + "/allbad";
+  fs::create_directories(bad_root + "/cls0");
+  fs::create_directories(bad_root + "/cls1");
+  std::ofstream(bad_root + "/cls0/a.png") << "broken";
+  std::ofstream(bad_root + "/cls1/b.png") << "also broken";
+  std::string out;
+  int rc = moh::test::run_command(app + args + " --data " + bad_root + " --json " + f.dir + "/none.json", &out);
+  INFO(out);
+  CHECK(rc == 1);
+  CHECK(out.find("none of the 2 images") != std::string::npos);
+  CHECK_FALSE(fs::exists(f.dir + "/none.json"));
+
+  // --json - : the summary goes to standard output, no file named '-' appears.
+  const auto good_root = f.dir + "/good";
+  fs::create_directories(good_root + "/cls0");
+  fs::copy_file(f.sources[0], good_root + "/cls0/im0.png");
+  const auto cwd = fs::current_path();
+  fs::current_path(f.dir);
+  rc = moh::test::run_command(app + args + " --data " + good_root + " --json - 2>/dev/null", &out);
+  fs::current_path(cwd);
+  INFO(out);
+  CHECK(rc == 0);
+  CHECK_FALSE(fs::exists(f.dir + "/-"));
+  const auto brace = out.find('{');
+  REQUIRE(brace != std::string::npos);
+  const auto j = nlohmann::json::parse(out.substr(brace));
+  CHECK(j.at("images") == 1);
 }

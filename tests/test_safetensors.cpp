@@ -96,10 +96,71 @@ TEST_CASE("corrupt safetensors files are rejected with the file name", "[safeten
   const std::string deep = R"({"__metadata__":{"k":"v"},"x":)" + std::string(200, '[') + std::string(200, ']') + "}";
   expect_rejected(dir, "deep_nesting", st_image(deep, ""), "nested too deeply");
 
+  // The format's own rules (huggingface/safetensors): full coverage of the data section, unique names, int64 shapes.
+  expect_rejected(dir, "hole_at_end", st_image(kOneF32, std::string(12, '\0')), "hole");
+  expect_rejected(dir, "hole_in_middle",
+                  st_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}})",
+                           std::string(12, '\0')),
+                  "hole");
+  expect_rejected(dir, "hole_at_start", st_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})", data8),
+                  "hole");
+  expect_rejected(dir, "overlap_around_empty",
+                  st_image(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("e":{"dtype":"F32","shape":[0],"data_offsets":[6,6]},)"
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[6,14]}})",
+                           std::string(14, '\0')),
+                  "overlap");
+  expect_rejected(dir, "overlap_after_empty",
+                  st_image(R"({"e":{"dtype":"F32","shape":[0],"data_offsets":[4,4]},)"
+                           R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                           data8),
+                  "overlap");
+  expect_rejected(dir, "duplicate_name",
+                  st_image(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
+                           R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+                           data8),
+                  "more than once");
+  expect_rejected(dir, "dim_2pow63",
+                  st_image(R"({"a":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]},)"
+                           R"("b":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
+                           data8),
+                  "2^63");
+  expect_rejected(dir, "numel_over_int64",
+                  st_image(R"({"a":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", data8),
+                  "overflows");
+  expect_rejected(dir, "bytes_over_int64",
+                  st_image(R"({"a":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,8]}})", data8),
+                  "overflows");
+
   // A directory is not a file.
   CHECK(contains(error_message([&] { moh::SafetensorsFile f(dir); }), dir));
   const std::string missing = dir + "/does_not_exist.safetensors";
   CHECK(contains(error_message([&] { moh::SafetensorsFile f(missing); }), missing));
+}
+
+TEST_CASE("empty tensors at the edges of the data section are valid", "[safetensors]") {
+  const auto dir = moh::test::temp_dir("st_empty_edges");
+  const std::string path = write_bytes(
+      dir, "ok.safetensors",
+      st_image(R"({"z0":{"dtype":"F32","shape":[0,3],"data_offsets":[0,0]},)"
+               R"("a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+               R"("z1":{"dtype":"I64","shape":[4,0],"data_offsets":[8,8]}})",
+               std::string(8, '\0')));
+  moh::SafetensorsFile f(path);
+  CHECK(f.names().size() == 3);
+  CHECK(f.tensor("z1").sizes() == torch::IntArrayRef({4, 0}));
+  CHECK(f.entry("z0").numel() == 0);
+}
+
+TEST_CASE("TensorEntry::numel is checked", "[safetensors]") {
+  moh::TensorEntry e;
+  e.name = "t";
+  e.shape = {3, 0, int64_t(1) << 62, int64_t(1) << 62};
+  CHECK(e.numel() == 0);
+  e.shape = {int64_t(1) << 32, int64_t(1) << 32};
+  CHECK(contains(error_message([&] { e.numel(); }), "overflows"));
 }
 
 TEST_CASE("every dtype round-trips through write_safetensors", "[safetensors]") {
@@ -182,8 +243,12 @@ TEST_CASE("fuzz corpus replays through parse_safetensors without crashing", "[fu
     std::ifstream in(path, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     INFO(path);
+    // Seeds are named for what they are: valid_* must parse, bad_* must be rejected (found inputs: either).
+    const std::string base = fs::path(path).filename().string();
+    const bool want_valid = base.rfind("valid_", 0) == 0, want_bad = base.rfind("bad_", 0) == 0;
     try {
       const auto idx = moh::parse_safetensors(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), path);
+      CHECK_FALSE(want_bad);
       ++valid;
       // What the parser accepts is self-consistent: spans inside the data section, sizes match shapes.
       for (const auto& e : idx.tensors) {
@@ -191,6 +256,7 @@ TEST_CASE("fuzz corpus replays through parse_safetensors without crashing", "[fu
         CHECK(static_cast<uint64_t>(e.numel()) * moh::dtype_size(e.dtype) == e.end - e.begin);
       }
     } catch (const moh::Error& e) {
+      CHECK_FALSE(want_valid);
       ++rejected;
       CHECK(contains(e.what(), path));
     }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -44,6 +45,11 @@ std::string temp_dir(const std::string& tag) {
   std::filesystem::create_directories(p);
   temp_dirs().dirs.push_back(p.string());
   return p.string();
+}
+
+bool in_ci() {
+  const char* v = std::getenv("CI");
+  return v && std::string(v) == "true";
 }
 
 std::string bin_path(const std::string& app) { return std::string(MOH_BIN_DIR) + "/" + app; }

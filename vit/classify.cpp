@@ -3,10 +3,13 @@
 #include "vit/classify.h"
 
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include "common/error.h"
 #include "common/imagenet.h"
@@ -24,13 +27,48 @@ bool has_image_extension(const std::string& path) {
 
 namespace {
 
-std::vector<std::string> images_under(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink))
-    if (e.is_regular_file() && has_image_extension(e.path().string())) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
+// A recursive walk that survives what real folders hold: symlink loops (each real folder is entered once),
+// sub-folders it may not read (skipped with a warning instead of aborting the listing), dangling links.
+template <typename Fn>
+void walk_files(const fs::path& root, const Fn& on_file) {
+  std::set<std::pair<dev_t, ino_t>> visited;
+  std::vector<fs::path> stack{root};
+  while (!stack.empty()) {
+    const fs::path dir = stack.back();
+    stack.pop_back();
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0 || !visited.insert({st.st_dev, st.st_ino}).second) continue;  // loop / gone
+    std::error_code ec;
+    fs::directory_iterator it(dir, fs::directory_options::follow_directory_symlink, ec), end;
+    if (ec) {
+      std::fprintf(stderr, "warning: skipping folder '%s': %s\n", dir.c_str(), ec.message().c_str());
+      continue;
+    }
+    std::vector<fs::path> subdirs;
+    for (; it != end; it.increment(ec)) {
+      if (ec) break;
+      std::error_code ec2;
+      if (it->is_directory(ec2)) subdirs.push_back(it->path());
+      else if (it->is_regular_file(ec2)) on_file(it->path());
+    }
+    if (ec) std::fprintf(stderr, "warning: stopped listing folder '%s': %s\n", dir.c_str(), ec.message().c_str());
+    std::sort(subdirs.rbegin(), subdirs.rend());  // popped in sorted order
+    for (auto& d : subdirs) stack.push_back(d);
+  }
 }
+
+}  // namespace
+
+std::vector<std::string> list_image_files(const std::string& dir) {
+  std::vector<std::string> files;
+  walk_files(dir, [&](const fs::path& p) {
+    if (has_image_extension(p.string())) files.push_back(p.string());
+  });
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+namespace {
 
 std::vector<std::string> glob_paths(const std::string& pattern) {
   std::vector<std::string> out;
@@ -49,7 +87,7 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
   for (const auto& in : inputs) {
     std::error_code ec;
     if (fs::is_directory(in, ec)) {
-      auto files = images_under(in);
+      auto files = list_image_files(in);
       MOH_CHECK(!files.empty(), "folder '", in, "' holds no image files (.jpg .jpeg .png .bmp .ppm .pgm .tif .webp)");
       out.insert(out.end(), files.begin(), files.end());
     } else if (in.find_first_of("*?[") != std::string::npos && !fs::exists(in, ec)) {
@@ -57,7 +95,7 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
       MOH_CHECK(!files.empty(), "pattern '", in, "' matches no files");
       for (auto& f : files)
         if (fs::is_directory(f, ec)) {
-          auto sub = images_under(f);
+          auto sub = list_image_files(f);
           out.insert(out.end(), sub.begin(), sub.end());
         } else {
           out.push_back(f);
@@ -73,6 +111,12 @@ Classifier::Classifier(const ViTConfig& cfg, const std::string& weights, const t
                        torch::Dtype dtype)
     : model_(build_vit(cfg, weights, device, dtype)), device_(device), dtype_(dtype) {}
 
+Classifier::Classifier(const ViTModelSource& source, const torch::Device& device, torch::Dtype dtype)
+    : model_(build_vit(source.config, source.weights, device, dtype)),
+      device_(device),
+      dtype_(dtype),
+      fmnist_(source.fmnist) {}
+
 Classifier::Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype)
     : model_(std::move(model)), device_(device), dtype_(dtype) {
   model_->to(device_, dtype_);
@@ -80,7 +124,16 @@ Classifier::Classifier(TransNeXt model, const torch::Device& device, torch::Dtyp
 }
 
 torch::Tensor Classifier::preprocess(const ImageU8& img) const {
+  if (fmnist_) return preprocess_gray28(to_fmnist_gray28(img).unsqueeze(0))[0];  // [28, 28] -> [1, 28, 28]
+  MOH_CHECK(config().in_chans == 3, "model '", config().name, "' takes ", config().in_chans,
+            "-channel inputs but records no input transform for pictures (its weights have no 'preprocess' metadata)");
   return vit_eval_transform(img, static_cast<int>(config().img_size));
+}
+
+torch::Tensor Classifier::preprocess_gray28(const torch::Tensor& images_u8) const {
+  MOH_CHECK(fmnist_.has_value(), "model '", config().name, "' is not a 28x28 gray-picture model (no 'preprocess' ",
+            "metadata in its weights); it takes RGB pictures");
+  return fmnist_to_input(images_u8, *fmnist_, config().in_chans);
 }
 
 torch::Tensor Classifier::logits(const torch::Tensor& batch) {

@@ -5,12 +5,14 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/image_io.h"
 #include "vit/config.h"
 #include "vit/model.h"
+#include "vit/model_source.h"
 
 namespace moh::vit {
 
@@ -30,6 +32,10 @@ struct ClassifyResult {
 // True for the extensions torchvision's ImageFolder accepts (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp), any case.
 bool has_image_extension(const std::string& path);
 
+// Image files under `dir`, recursively, sorted. Symlink loops are entered once; unreadable sub-folders are skipped
+// with a warning on stderr (the listing goes on).
+std::vector<std::string> list_image_files(const std::string& dir);
+
 // Files are kept as given (even missing ones: they fail later, per file); folders contribute their image files
 // (recursively, sorted); arguments with * ? [ are globs. A folder or glob without images throws moh::Error.
 std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs);
@@ -38,6 +44,8 @@ class Classifier {
  public:
   // Builds the model for cfg, loads `weights` (safetensors; empty = random weights), moves it to device/dtype.
   Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype);
+  // Same from a resolved source (vit/model_source.h): a self-describing model also brings its input transform.
+  Classifier(const ViTModelSource& source, const torch::Device& device, torch::Dtype dtype);
   // Wraps an already built model (moved to device/dtype, set to eval mode).
   Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype);
 
@@ -46,8 +54,12 @@ class Classifier {
   const torch::Device& device() const { return device_; }
   torch::Dtype dtype() const { return dtype_; }
 
-  // Official eval transform at the model's img_size -> [3, S, S] float32 (CPU).
+  // The model's input transform -> [in_chans, S, S] float32 (CPU): the official eval transform at img_size, or
+  // for the Fashion-MNIST demo models gray 28x28 + their stored preprocessing.
   torch::Tensor preprocess(const ImageU8& img) const;
+  // 28x28 uint8 pictures [B, 28, 28] (IDX data) -> model inputs [B, in_chans, S, S]; demo models only.
+  torch::Tensor preprocess_gray28(const torch::Tensor& images_u8) const;
+  const std::optional<FmnistPreprocess>& fmnist() const { return fmnist_; }
   // batch [B, 3, S, S] float (any device) -> logits [B, num_classes] float32 on the CPU.
   torch::Tensor logits(const torch::Tensor& batch);
   // softmax(logits) in float32 -> top-k per row (k clipped to num_classes), highest first.
@@ -63,6 +75,7 @@ class Classifier {
   TransNeXt model_;
   torch::Device device_;
   torch::Dtype dtype_;
+  std::optional<FmnistPreprocess> fmnist_;
 };
 
 }  // namespace moh::vit

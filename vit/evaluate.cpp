@@ -21,20 +21,29 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/imagenet.h"
+#include "common/idx.h"
 #include "common/progress.h"
+#include "common/threads.h"
 
 namespace moh::vit {
 namespace fs = std::filesystem;
 
 // ------------------------------------------------------------------------------------------------- listing
+int64_t class_index_from_digits(const std::string& name) {
+  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
+  const auto first = name.find_first_not_of('0');
+  const size_t significant = first == std::string::npos ? 0 : name.size() - first;
+  MOH_CHECK(significant <= 12, "class '", name, "' is a number with ", significant,
+            " digits, too large to be a class index; name class folders by index, class name or wnid");
+  return first == std::string::npos ? 0 : std::stoll(name.substr(first));
+}
+
 ClassResolver class_resolver(const ViTConfig& cfg) {
   return [cfg](const std::string& name) -> int64_t {
     for (size_t i = 0; i < cfg.class_names.size(); ++i)
       if (cfg.class_names[i] == name) return (int64_t)i;
-    if (!name.empty() && std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      const auto v = std::stoll(name);
-      return v < cfg.num_classes ? v : -1;
-    }
+    const int64_t v = class_index_from_digits(name);
+    if (v >= 0) return v < cfg.num_classes ? v : -1;
     if (cfg.num_classes == 1000 && cfg.class_names.empty()) {
       try {
         return resolve_imagenet_class(name);
@@ -53,8 +62,13 @@ EvalDataset list_imagefolder(const std::string& root_in, const ClassResolver& re
   ds.root = fs::is_directory(fs::path(root_in) / "val", ec) ? (fs::path(root_in) / "val").string() : root_in;
   ds.layout = "imagefolder";
   std::vector<std::string> classes;
-  for (const auto& e : fs::directory_iterator(ds.root, fs::directory_options::follow_directory_symlink))
-    if (e.is_directory()) classes.push_back(e.path().filename().string());
+  fs::directory_iterator it(ds.root, fs::directory_options::follow_directory_symlink, ec), end;
+  MOH_CHECK(!ec, "cannot list dataset folder '", ds.root, "': ", ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    std::error_code ec2;
+    if (it->is_directory(ec2)) classes.push_back(it->path().filename().string());
+  }
   std::sort(classes.begin(), classes.end());
   MOH_CHECK(!classes.empty(), "dataset folder '", ds.root, "' has no class sub-folders (expected <class>/<image> ",
             "files, ImageNet style val/<wnid>/*.JPEG); for a flat folder pass --labels FILE");
@@ -76,12 +90,7 @@ EvalDataset list_imagefolder(const std::string& root_in, const ClassResolver& re
     ds.mapping = "sorted folder order";
   }
   for (size_t i = 0; i < classes.size(); ++i) {
-    std::vector<std::string> files;
-    for (const auto& e : fs::recursive_directory_iterator(fs::path(ds.root) / classes[i],
-                                                          fs::directory_options::follow_directory_symlink))
-      if (e.is_regular_file() && has_image_extension(e.path().string())) files.push_back(e.path().string());
-    std::sort(files.begin(), files.end());
-    for (auto& f : files) ds.samples.push_back({f, index[i]});
+    for (auto& f : list_image_files((fs::path(ds.root) / classes[i]).string())) ds.samples.push_back({f, index[i]});
   }
   MOH_CHECK(!ds.samples.empty(), "dataset folder '", ds.root, "' has class folders but no image files");
   return ds;
@@ -119,7 +128,31 @@ EvalDataset list_labeled_folder(const std::string& root, const std::string& labe
   return ds;
 }
 
-EvalDataset list_eval_dataset(const std::string& root, const std::string& labels_file, const ViTConfig& cfg) {
+bool has_idx_files(const std::string& root) {
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return false;
+  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec))
+    if (it->path().filename().string().find("-images-idx3-ubyte") != std::string::npos) return true;
+  return false;
+}
+
+EvalDataset list_idx_dataset(const std::string& root, const std::string& split) {
+  const auto data = load_fashion_mnist(root, split);
+  EvalDataset ds;
+  ds.root = root;
+  ds.layout = "idx";
+  ds.mapping = "IDX labels";
+  ds.images_u8 = data.images;
+  const std::string file = (split == "train" ? "train" : "t10k") + std::string("-images-idx3-ubyte#");
+  auto labels = data.labels.accessor<int64_t, 1>();
+  ds.samples.reserve(size_t(labels.size(0)));
+  for (int64_t i = 0; i < labels.size(0); ++i) ds.samples.push_back({file + std::to_string(i), labels[i]});
+  return ds;
+}
+
+EvalDataset list_eval_dataset(const std::string& root, const std::string& labels_file, const ViTConfig& cfg,
+                              const std::string& split) {
+  if (labels_file.empty() && has_idx_files(root)) return list_idx_dataset(root, split);
   const auto resolve = class_resolver(cfg);
   return labels_file.empty() ? list_imagefolder(root, resolve, cfg.num_classes)
                              : list_labeled_folder(root, labels_file, resolve);
@@ -130,7 +163,12 @@ EvalDataset subset_evenly(const EvalDataset& ds, int64_t limit) {
   if (limit <= 0 || limit >= n) return ds;
   EvalDataset out = ds;
   out.samples.clear();
-  for (int64_t i = 0; i < limit; ++i) out.samples.push_back(ds.samples[i * n / limit]);
+  std::vector<int64_t> picked;
+  for (int64_t i = 0; i < limit; ++i) {
+    picked.push_back(i * n / limit);
+    out.samples.push_back(ds.samples[picked.back()]);
+  }
+  if (ds.images_u8.defined()) out.images_u8 = ds.images_u8.index_select(0, torch::tensor(picked));
   return out;
 }
 
@@ -202,11 +240,19 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
   BatchQueue queue(2 * (size_t)o.workers);
   std::atomic<int64_t> next{0};
   auto worker = [&]() {
+    use_one_cpu_thread_here();  // decoding must not take cores from the model's thread team
     for (int64_t b; (b = next.fetch_add(1)) < num_batches;) {
       Batch batch;
       try {
         std::vector<torch::Tensor> inputs;
-        for (int64_t i = b * o.batch_size; i < std::min(n, (b + 1) * o.batch_size); ++i) {
+        const int64_t first = b * o.batch_size, last = std::min(n, (b + 1) * o.batch_size);
+        if (ds.images_u8.defined()) {  // in-memory 28x28 pictures: one tensor op per batch
+          batch.input = clf.preprocess_gray28(ds.images_u8.narrow(0, first, last - first));
+          for (int64_t i = first; i < last; ++i) batch.samples.push_back(i);
+          queue.push(std::move(batch));
+          continue;
+        }
+        for (int64_t i = first; i < last; ++i) {
           try {
             inputs.push_back(clf.preprocess(decode_image_file(ds.samples[i].path)));
             batch.samples.push_back(i);
@@ -276,6 +322,9 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
   progress.finish();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::sort(r.failures.begin(), r.failures.end(), [](auto& a, auto& b) { return a.path < b.path; });
+  MOH_CHECK(n == 0 || r.images > 0, "none of the ", n, " images of '", ds.root, "' could be read (first error: ",
+            r.failures.empty() ? std::string("?") : r.failures.front().path + ": " + r.failures.front().error,
+            "); check the dataset folder and its format");
   return r;
 }
 

@@ -19,9 +19,12 @@ struct EvalSample {
 
 struct EvalDataset {
   std::string root;
-  std::string layout;   // "imagefolder" or "labels-file"
+  std::string layout;   // "imagefolder", "labels-file" or "idx"
   std::string mapping;  // how names became class indices (e.g. "imagenet wnid", "sorted folder order")
   std::vector<EvalSample> samples;
+  // layout "idx": the pictures themselves, [N, 28, 28] uint8 (sample i is images_u8[i]; its path names the file
+  // and index). Undefined for folder datasets, whose samples are decoded from their paths.
+  torch::Tensor images_u8;
 };
 
 // Maps a class folder name / label-file label to a model class index, or -1 when it does not know it:
@@ -34,15 +37,26 @@ ClassResolver class_resolver(const ViTConfig& cfg);
 EvalDataset list_imagefolder(const std::string& root, const ClassResolver& resolve, int64_t num_classes);
 // Flat folder + label file: one "relative/path label" per line (label: index, wnid or class name; '#' comments).
 EvalDataset list_labeled_folder(const std::string& root, const std::string& labels_file, const ClassResolver& resolve);
-// Dispatch: labels_file given -> list_labeled_folder, else list_imagefolder.
-EvalDataset list_eval_dataset(const std::string& root, const std::string& labels_file, const ViTConfig& cfg);
+// IDX files (MNIST / Fashion-MNIST layout: <split>-images-idx3-ubyte[.gz] + labels, split train or t10k/test),
+// read whole into memory.
+EvalDataset list_idx_dataset(const std::string& root, const std::string& split);
+// True when `root` holds IDX image files (so list_eval_dataset reads it as an IDX dataset).
+bool has_idx_files(const std::string& root);
+// Dispatch: IDX files in root -> list_idx_dataset(split), labels_file given -> list_labeled_folder, else
+// list_imagefolder.
+EvalDataset list_eval_dataset(const std::string& root, const std::string& labels_file, const ViTConfig& cfg,
+                              const std::string& split = "test");
+
+// The class index an all-digit folder or label names, or -1 when it is not all digits. Throws moh::Error for a
+// number too long to be a class index (rather than letting std::stoll overflow).
+int64_t class_index_from_digits(const std::string& name);
 
 // `limit` evenly spaced samples (all when limit <= 0 or >= size), so a quick run still covers every class.
 EvalDataset subset_evenly(const EvalDataset& ds, int64_t limit);
 
 struct EvalOptions {
   int batch_size = 64;
-  int workers = 4;          // decode/preprocess threads
+  int workers = 2;          // decode/preprocess threads (single-threaded each, beside the model's threads)
   int topk = 5;             // the "top-5" of the report (clipped to num_classes)
   bool progress = true;     // progress bar on stderr
 };
@@ -71,6 +85,8 @@ struct EvalResult {
   double images_per_second() const { return seconds > 0 ? images / seconds : 0.0; }
 };
 
+// Throws moh::Error when the dataset is not empty and no image at all could be read (a wrong folder, a wrong
+// format): accuracies of nothing would be meaningless. Some unreadable images are counted in `failed`.
 EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o);
 
 // Per-class CSV (classes with at least one image): index, id, name, images, top-1/top-k correct and accuracy (%).

@@ -11,35 +11,6 @@
 
 namespace moh::vit {
 
-// ---------------------------------------------------------------- preprocessing
-nlohmann::json FmnistPreprocess::to_json() const {
-  return {{"source", "fashion-mnist uint8 28x28"}, {"pad", pad}, {"upsample", upsample}, {"mean", mean}, {"std", std}};
-}
-
-FmnistPreprocess FmnistPreprocess::from_json(const nlohmann::json& j, const std::string& where) {
-  FmnistPreprocess p;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const auto& k = it.key();
-    if (k == "pad") p.pad = it->get<int64_t>();
-    else if (k == "upsample") p.upsample = it->get<int64_t>();
-    else if (k == "mean") p.mean = it->get<double>();
-    else if (k == "std") p.std = it->get<double>();
-    else if (k != "source") throw Error(where + ": unknown preprocess key '" + k + "' (pad, upsample, mean, std)");
-  }
-  MOH_CHECK(p.pad >= 0 && p.upsample >= 1 && p.std > 0, where, ": preprocess needs pad >= 0, upsample >= 1, std > 0");
-  return p;
-}
-
-torch::Tensor fmnist_to_input(const torch::Tensor& images_u8, const FmnistPreprocess& p, int64_t in_chans) {
-  MOH_CHECK(images_u8.dim() == 3, "fmnist_to_input: expected uint8 images [B, H, W], got ", images_u8.sizes());
-  auto x = images_u8.to(torch::kFloat32).div(255.0).unsqueeze(1);  // [B, H, W] -> [B, 1, H, W]
-  if (p.pad > 0) x = torch::constant_pad_nd(x, {p.pad, p.pad, p.pad, p.pad}, 0.0);  // background is 0
-  if (p.upsample > 1)  // nearest: each pixel becomes an upsample x upsample block
-    x = x.repeat_interleave(p.upsample, 2).repeat_interleave(p.upsample, 3);
-  x = (x - p.mean) / p.std;
-  return in_chans == 1 ? x : x.expand({-1, in_chans, -1, -1}).contiguous();  // [B, 1, S, S] -> [B, C, S, S]
-}
-
 // ---------------------------------------------------------------- options
 nlohmann::json ViTTrainOptions::to_json() const {
   auto j = common.to_json();

@@ -14,25 +14,10 @@
 #include "common/idx.h"
 #include "common/train_utils.h"
 #include "vit/config.h"
+#include "vit/fmnist_input.h"
 #include "vit/model.h"
 
 namespace moh::vit {
-
-// How a 28x28 Fashion-MNIST image becomes the model input: pad with background to 28 + 2*pad, nearest-neighbour
-// upsample by `upsample` (integer), scale to [0, 1], normalise (x - mean) / std, repeat to in_chans channels.
-// The result side must equal the config's img_size. Stored in the exported model's metadata ("preprocess").
-struct FmnistPreprocess {
-  int64_t pad = 2;
-  int64_t upsample = 1;
-  double mean = 0.2860;  // Fashion-MNIST training-set pixel mean / std (of x / 255)
-  double std = 0.3530;
-  int64_t output_size() const { return (28 + 2 * pad) * upsample; }
-  nlohmann::json to_json() const;
-  static FmnistPreprocess from_json(const nlohmann::json& j, const std::string& where);
-};
-
-// uint8 images [B, H, W] (any device) -> float [B, in_chans, S, S] on the same device.
-torch::Tensor fmnist_to_input(const torch::Tensor& images_u8, const FmnistPreprocess& p, int64_t in_chans);
 
 struct ViTTrainOptions {
   TrainCommonOptions common;     // steps, batch, lr, warmup, weight decay, clip, seed, device, files, ...

@@ -25,7 +25,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const moh::Error&) {
     return 0;  // rejected cleanly
   }
-  // Accepted: every span lies inside the data section, matches its shape x dtype, and spans do not overlap.
+  // Accepted: every span lies inside the data section, matches its shape x dtype, and the spans tile the data section
+  // without overlap or hole.
   require(idx.data_offset <= size);
   const uint64_t data_size = size - idx.data_offset;
   uint64_t prev_end = 0;
@@ -33,10 +34,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto& e = idx.tensors[i];
     require(e.begin <= e.end && e.end <= data_size);
     require(static_cast<uint64_t>(e.numel()) * moh::dtype_size(e.dtype) == e.end - e.begin);
-    require(e.begin == e.end || e.begin >= prev_end);
-    if (e.end > e.begin) prev_end = e.end;
+    require(e.begin == prev_end);  // contiguous: no overlap, no hole
+    prev_end = e.end;
     require(idx.by_name.at(e.name) == i);
   }
+  require(prev_end == data_size);  // the whole data section is indexed
   // Round trip: the header we would write for this index parses back to the same entries and metadata.
   const std::string header = moh::build_safetensors_header(idx.tensors, idx.metadata);
   std::vector<uint8_t> again(8 + header.size() + data_size);
