@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> inputs;
     std::string model, weights, device = "auto", dtype = "auto", json_out;
     int topk = 5, batch = 16, threads = 0;
-    bool random_weights = false;
+    bool random_weights = false, agreement = false, quiet_list = false;
     app.add_option("inputs", inputs, "images, folders or globs")->required();
     app.add_option("--weights", weights, "weights file: a self-describing .safetensors (such as the demo model), or "
                                          "an official checkpoint converted to safetensors together with --model");
@@ -35,6 +35,9 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", batch, "images per forward pass (default 16)");
     moh::add_threads_option(app, threads);
     app.add_option("--json", json_out, "also write the results as JSON to this file ('-' = stdout, no text output)");
+    app.add_flag("--agreement", agreement, "inputs are pictures written by moh-generate (NNNNNN_<class>_<name>.png): "
+                                           "also print, per requested class, how many were classified as that class");
+    app.add_flag("--no-list", quiet_list, "do not print the per-image top-k lists (with --agreement: the table only)");
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -66,7 +69,7 @@ int main(int argc, char** argv) {
         std::cerr << "moh-classify: skipped '" << r.path << "': " << r.error << "\n";
         return;
       }
-      if (!text) return;
+      if (!text || quiet_list) return;
       std::cout << r.path << "\n";
       for (size_t i = 0; i < r.top.size(); ++i) {
         char line[64];
@@ -75,6 +78,22 @@ int main(int argc, char** argv) {
         std::cout << line << (r.top[i].label.empty() ? "" : "  ") << r.top[i].label << "\n";
       }
     });
+
+    moh::vit::Agreement agree;
+    if (agreement) {
+      agree = moh::vit::agreement_by_class(results, clf);
+      MOH_CHECK(agree.images > 0, "--agreement: none of the classified files is named NNNNNN_<class>_<name>.png as "
+                "moh-generate writes them");
+      if (text) {
+        std::printf("\n%-24s %7s %7s %10s  %s\n", "requested class", "images", "agreed", "agreement", "predicted most");
+        for (const auto& row : agree.rows)
+          std::printf("%-24s %7lld %7lld %9.1f%%  %s\n", (std::to_string(row.requested) + " " + row.name).c_str(),
+                      (long long)row.images, (long long)row.agreed, 100.0 * row.rate(),
+                      (std::to_string(row.most_predicted) + " " + clf.label(row.most_predicted)).c_str());
+        std::printf("%-24s %7lld %7lld %9.1f%%\n", "all", (long long)agree.images, (long long)agree.agreed,
+                    100.0 * agree.rate());
+      }
+    }
 
     if (!json_out.empty()) {
       nlohmann::json j;
@@ -90,6 +109,14 @@ int main(int argc, char** argv) {
         for (const auto& p : r.top)
           e["top"].push_back({{"index", p.index}, {"label", p.label}, {"probability", p.probability}});
         j["results"].push_back(e);
+      }
+      if (agreement) {
+        nlohmann::json rows = nlohmann::json::array();
+        for (const auto& row : agree.rows)
+          rows.push_back({{"requested", row.requested}, {"name", row.name}, {"images", row.images},
+                          {"agreed", row.agreed}, {"rate", row.rate()}, {"most_predicted", row.most_predicted}});
+        j["agreement"] = {{"images", agree.images}, {"agreed", agree.agreed}, {"rate", agree.rate()},
+                          {"unit", "fraction"}, {"per_class", rows}};
       }
       if (json_out == "-")
         std::cout << j.dump(2) << "\n";

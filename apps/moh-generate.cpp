@@ -10,129 +10,61 @@
 #include "apps/app_main.h"
 #include "common/device.h"
 #include "common/error.h"
-#include "common/imagenet.h"
 #include "dit/config.h"
 #include "dit/dit_layers.h"
 #include "dit/generate.h"
 #include "dit/model.h"
+#include "dit/model_source.h"
 #include "dit/vae.h"
 
 namespace {
 
-using moh::Error;
-
 // sample.py's fixed labels, used when no --class is given for an ImageNet model.
 const std::vector<int64_t> kSamplePyLabels = {207, 360, 387, 974, 88, 979, 417, 279};
-
-struct ModelSpec {
-  moh::dit::DiTConfig config;
-  std::vector<std::string> class_names;  // optional label list from the model JSON ("class_names")
-};
-
-// A preset name, or a JSON config file that may carry a "class_names" list next to the DiT keyword arguments.
-ModelSpec resolve_model(const std::string& spec) {
-  ModelSpec m;
-  if (moh::dit::is_dit_preset(spec)) {
-    m.config = moh::dit::dit_preset(spec);
-    return m;
-  }
-  std::ifstream in(spec);
-  if (!in) return {moh::dit::resolve_dit_config(spec), {}};  // its error lists the presets
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error("--model '" + spec + "' is not valid JSON (" + e.what() + ")");
-  }
-  if (j.is_object() && j.contains("class_names")) {
-    MOH_CHECK(j["class_names"].is_array(), "--model '", spec, "': \"class_names\" must be a list of strings");
-    for (const auto& n : j["class_names"]) {
-      MOH_CHECK(n.is_string(), "--model '", spec, "': \"class_names\" must be a list of strings");
-      m.class_names.push_back(n.get<std::string>());
-    }
-    j.erase("class_names");
-  }
-  m.config = moh::dit::DiTConfig::from_json(j, "--model '" + spec + "'");
-  if (m.config.name == "custom") m.config.name = spec;
-  MOH_CHECK(m.class_names.empty() || (int64_t)m.class_names.size() == m.config.num_classes, "--model '", spec,
-            "': \"class_names\" has ", m.class_names.size(), " entries but the model has ", m.config.num_classes,
-            " classes");
-  return m;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
-bool all_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
-bool is_imagenet(const ModelSpec& m) { return m.class_names.empty() && m.config.num_classes == 1000; }
-
-int64_t resolve_class(const std::string& q, const ModelSpec& m) {
-  const int64_t n = m.config.num_classes;
-  int64_t idx = -1;
-  if (is_imagenet(m)) {
-    idx = moh::resolve_imagenet_class(q);
-  } else if (all_digits(q)) {
-    idx = q.size() > 9 ? n : std::stoll(q);
-  } else {
-    for (size_t i = 0; i < m.class_names.size(); ++i)
-      if (lower(m.class_names[i]) == lower(q)) idx = static_cast<int64_t>(i);
-    if (idx < 0) {
-      std::string known;
-      for (size_t i = 0; i < m.class_names.size() && i < 20; ++i) known += (i ? ", " : "") + m.class_names[i];
-      if (m.class_names.empty())
-        throw Error("--class '" + q + "': model " + m.config.name + " has " + std::to_string(n) +
-                    " unnamed classes; give an index 0.." + std::to_string(n - 1) +
-                    " (or add \"class_names\" to the model JSON)");
-      throw Error("--class '" + q + "' is not a class of model " + m.config.name + "; classes: " + known +
-                  (m.class_names.size() > 20 ? ", ..." : ""));
-    }
-  }
-  MOH_CHECK(idx >= 0 && idx < n, "--class '", q, "' is out of range: model ", m.config.name, " has ", n,
-            " classes (0..", n - 1, ")");
-  return idx;
-}
-
-std::string class_name(int64_t idx, const ModelSpec& m) {
-  if (!m.class_names.empty()) return m.class_names.at(idx);
-  if (is_imagenet(m)) return moh::imagenet_classes().at(idx).name;
-  return "";
-}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   return moh::run_app("moh-generate", [&]() -> int {
     CLI::App app{"Generate class-conditional images with MoH-DiT (DDPM/DDIM + classifier-free guidance + SD-VAE),\n"
-                 "as the official MoH-DiT sample.py / sample_ddp.py do. Writes one PNG per image, a JSON sidecar\n"
-                 "with every setting, and optionally a grid PNG and an ADM-style samples.npz."};
-    std::string model_spec = "MoH-DiT-XL/2-90", weights, vae_path, vae_config_spec = "sd-vae-ft-ema";
+                 "as the official MoH-DiT sample.py / sample_ddp.py do. Writes one PNG per image\n"
+                 "(NNNNNN_<class index>_<class name>.png), a JSON sidecar with every setting, and optionally a grid\n"
+                 "PNG and an ADM-style samples.npz. Examples:\n"
+                 "  moh-generate --weights models/moh-dit-fmnist.safetensors --class Trouser --num-per-class 8 --out t/\n"
+                 "  moh-generate --model MoH-DiT-XL/2-90 --weights dit.safetensors --vae vae.safetensors \\\n"
+                 "               --class \"golden retriever\" --out samples/"};
+    std::string model_spec, weights, vae_path, vae_config_spec = "sd-vae-ft-ema";
+    int threads = 0;
     std::vector<std::string> classes;
     int64_t num_per_class = 1;
     std::string device_spec = "auto", dtype_spec = "auto";
     bool random_weights = false, quiet = false;
     moh::dit::GenerateParams p;
     moh::dit::OutputOptions out;
-    app.add_option("--model", model_spec, "preset (MoH-DiT-XL/2-90, ...) or JSON config file (default MoH-DiT-XL/2-90)");
-    app.add_option("--weights", weights, "DiT weights (.safetensors, official key names; see scripts/convert_checkpoint.py)");
+    app.add_option("--model", model_spec, "preset (MoH-DiT-XL/2-90, ...) or JSON config file; needed when the weights "
+                                          "record no config (official checkpoints), checked against it otherwise");
+    app.add_option("--weights", weights, "DiT weights: a self-describing .safetensors (such as the demo model) or an "
+                                         "official checkpoint (.safetensors / .pt) with --model");
     app.add_flag("--random-weights", random_weights, "random DiT (and, without --vae, random VAE) weights: smoke tests");
     app.add_option("--vae", vae_path, "SD VAE weights (.safetensors; diffusers, legacy diffusers or ldm naming, e.g. "
                                       "stabilityai/sd-vae-ft-ema diffusion_pytorch_model.safetensors)");
     app.add_option("--vae-config", vae_config_spec, "VAE architecture when the file does not record one: preset "
                                                     "(sd-vae-ft-ema, sd-vae-ft-mse) or diffusers config.json (default sd-vae-ft-ema)");
-    app.add_option("--class", classes, "class to generate (repeatable): index, ImageNet wnid or name such as "
-                                       "\"golden retriever\" (default for ImageNet models: sample.py's 8 classes)");
+    app.add_option("--class", classes, "class to generate (repeatable): index, the model's class name, 'all', or for "
+                                       "ImageNet models a wnid or name such as \"golden retriever\" (default for "
+                                       "ImageNet models: sample.py's 8 classes)");
     app.add_option("--num-per-class", num_per_class, "images per class (default 1)");
     app.add_option("--sampler", p.sampler, "ddpm (default, as the official scripts) or ddim");
-    app.add_option("--steps", p.steps, "sampling steps (respacing of the 1000-step schedule; default 250)");
+    auto* o_steps = app.add_option("--steps", p.steps, "sampling steps (respacing of the 1000-step schedule; default "
+                                                       "250 or the model's recorded setting)");
     app.add_option("--eta", p.eta, "DDIM eta (default 0)");
-    app.add_option("--cfg-scale", p.cfg_scale, "classifier-free guidance scale (default 1.5; 1 disables the "
-                                               "unconditional pass; sample.py uses 4, the paper's FID 1.25)");
-    app.add_flag("--cfg-all-channels", p.cfg_all_channels, "guide all latent channels (official code guides the first 3)");
+    auto* o_cfg = app.add_option("--cfg-scale", p.cfg_scale, "classifier-free guidance scale (default 1.5 or the "
+                                                             "model's recorded setting; 1 disables the unconditional "
+                                                             "pass; sample.py uses 4, the paper's FID 1.25)");
+    auto* o_all = app.add_flag("--cfg-all-channels", p.cfg_all_channels,
+                               "guide all latent channels (official code guides the first 3)");
+    auto* o_clip = app.add_flag("--clip-denoised", p.clip_denoised, "clamp the predicted x_0 to [-1, 1] every step "
+                                                                    "(official scripts: off; pixel-space demo: on)");
     app.add_option("--seed", p.seed, "random seed (default 0)");
     app.add_option("--batch-size", p.batch_size, "images per batch (default 32; doubled internally with guidance)");
     app.add_option("--device", device_spec, "auto|cpu|cuda[:N] (default auto)");
@@ -142,6 +74,7 @@ int main(int argc, char** argv) {
     app.add_option("--grid-nrow", out.grid_nrow, "images per grid row (default 8)");
     app.add_flag("--npz", out.npz, "also write samples.npz with uint8 arr_0 [N, H, W, 3] (ADM evaluation layout)");
     app.add_flag("--overwrite", out.overwrite, "allow an existing non-empty --out (same-named files are replaced)");
+    moh::add_threads_option(app, threads);
     app.add_flag("-q,--quiet", quiet, "no progress bar");
     try {
       app.parse(argc, argv);
@@ -150,23 +83,44 @@ int main(int argc, char** argv) {
     }
     p.progress = !quiet;
 
-    const ModelSpec model_spec_r = resolve_model(model_spec);
-    const auto& cfg = model_spec_r.config;
+    moh::apply_threads_option(threads);
+    MOH_CHECK(!weights.empty() || random_weights, "--weights is required: the demo model "
+              "models/moh-dit-fmnist.safetensors ships with the toolkit; official MoH-DiT checkpoints go with --model "
+              "PRESET (.pt files load directly), or --random-weights --model PRESET for a smoke test");
+    MOH_CHECK(weights.empty() || !random_weights, "--weights and --random-weights exclude each other");
+    if (random_weights && model_spec.empty()) model_spec = "MoH-DiT-XL/2-90";
+    const auto src = moh::dit::resolve_dit_source(weights, model_spec);
+    const auto& cfg = src.config;
+    // The model's recorded sampler settings apply unless given on the command line.
+    if (!o_steps->count() && src.sampling.contains("num_sampling_steps"))
+      p.steps = src.sampling["num_sampling_steps"].get<int64_t>();
+    if (!o_cfg->count() && src.sampling.contains("cfg_scale")) p.cfg_scale = src.sampling["cfg_scale"].get<double>();
+    if (!o_all->count() && src.sampling.contains("cfg_all_channels"))
+      p.cfg_all_channels = src.sampling["cfg_all_channels"].get<bool>();
+    if (!o_clip->count() && src.sampling.contains("clip_denoised"))
+      p.clip_denoised = src.sampling["clip_denoised"].get<bool>();
     MOH_CHECK(num_per_class >= 1, "--num-per-class must be at least 1, got ", num_per_class);
     std::vector<int64_t> class_ids;
-    for (const auto& c : classes) class_ids.push_back(resolve_class(c, model_spec_r));
+    for (const auto& c : classes) {
+      if (c == "all") {
+        for (int64_t k = 0; k < cfg.num_classes; ++k) class_ids.push_back(k);
+        continue;
+      }
+      try {
+        class_ids.push_back(moh::dit::resolve_dit_class(c, src));
+      } catch (const moh::Error& e) {
+        throw moh::Error(std::string("--class: ") + e.what());
+      }
+    }
     if (class_ids.empty()) {
-      MOH_CHECK(is_imagenet(model_spec_r), "give at least one --class (model ", cfg.name, " has ", cfg.num_classes,
-                " classes)");
+      MOH_CHECK(cfg.num_classes == 1000 && src.class_names.empty(), "give at least one --class (model ", cfg.name,
+                " has ", cfg.num_classes, " classes; --class all generates every one)");
       class_ids = kSamplePyLabels;
     }
     for (auto c : class_ids)
       for (int64_t k = 0; k < num_per_class; ++k) p.labels.push_back(c);
 
-    MOH_CHECK(!weights.empty() || random_weights, "--weights is required (a .safetensors file with official key names; "
-              "convert .pt/.pth checkpoints with scripts/convert_checkpoint.py), or --random-weights for a smoke test");
-    MOH_CHECK(weights.empty() || !random_weights, "--weights and --random-weights exclude each other");
-    const bool pixel_space = cfg.in_channels == 1 || cfg.in_channels == 3;
+    const bool pixel_space = src.pixel_space;
     MOH_CHECK(!vae_path.empty() || random_weights || pixel_space, "--vae is required: model ", cfg.name,
               " generates ", cfg.in_channels, "-channel latents; pass the SD VAE weights (e.g. sd-vae-ft-ema "
               "diffusion_pytorch_model.safetensors)");
@@ -199,18 +153,19 @@ int main(int argc, char** argv) {
     }
 
     auto name_of = [&](int64_t label) {
-      const auto n = moh::dit::slugify(class_name(label, model_spec_r));
+      const auto n = moh::dit::slugify(moh::dit::dit_class_name(label, src));
       return n.empty() ? std::to_string(label) : std::to_string(label) + "_" + n;
     };
     auto stats = moh::dit::generate_images(model, vae ? &*vae : nullptr, p, device,
                                            [&](const moh::dit::GeneratedBatch& b) { writer.add(b, name_of); });
 
     nlohmann::json classes_json = nlohmann::json::array();
-    for (auto c : class_ids) classes_json.push_back({{"index", c}, {"name", class_name(c, model_spec_r)}});
+    for (auto c : class_ids) classes_json.push_back({{"index", c}, {"name", moh::dit::dit_class_name(c, src)}});
     const int64_t side = cfg.input_size * (vae ? (*vae)->config().downscale() : 1);
     nlohmann::json sidecar = {
         {"tool", "moh-generate"},
-        {"model", model_spec},
+        {"model", model_spec.empty() ? cfg.name : model_spec},
+        {"model_config_origin", src.config_origin},
         {"model_config", cfg.to_json()},
         {"weights", random_weights ? std::string("random (seed ") + std::to_string(p.seed) + ")" : weights},
         {"vae", vae_desc},

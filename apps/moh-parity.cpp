@@ -33,12 +33,14 @@ int main(int argc, char** argv) {
     app.add_option("files", files, "reference files (*.safetensors)")->required();
     app.add_option("--tol-scale", tol_scale, "multiply every recommended tolerance by this factor (default 1)");
     app.add_flag("-q,--quiet", quiet, "print only one line per file");
+    int threads = 0;
+    moh::add_threads_option(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
-    torch::set_num_threads(std::max(1, (int)torch::get_num_threads()));
+    moh::apply_threads_option(threads);
     const auto runners = all_runners();
     int failed = 0, unsupported = 0, errors = 0, passed = 0;
     for (const auto& path : files) {

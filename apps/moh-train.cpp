@@ -77,11 +77,14 @@ int main(int argc, char** argv) {
     auto* o_tlimit = app.add_option("--train-limit", train_limit, "use only the first N training images");
     auto* o_time = app.add_option("--time-limit", time_limit, "wall-clock budget in seconds: fewer steps (with the lr "
                                                               "schedule fitted to them) when --steps would not fit");
+    int threads = 0;
+    moh::add_threads_option(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
+    moh::apply_threads_option(threads);
 
     const nlohmann::json j = read_json(config_path);
     if (j.contains("kind"))
@@ -135,6 +138,11 @@ int main(int argc, char** argv) {
       if (j.contains("class_names")) names = j["class_names"].get<std::vector<std::string>>();
       moh::dit::DiTTrainOptions opt;
       opt.update_from_json(train_json, "\"train\" in '" + config_path + "'");
+      if (j.contains("sampling")) {
+        opt.sampling = j["sampling"];
+        opt.sampling.erase("pixel_space");  // data conventions: written by train_dit itself
+        opt.sampling.erase("data_range");
+      }
       apply_flags(opt.common);
       Reporter rep("train dit", opt.common.steps);
       auto r = moh::dit::train_dit(cfg, opt, names, std::ref(rep));

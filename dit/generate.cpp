@@ -46,7 +46,7 @@ nlohmann::json params_to_json(const GenerateParams& p) {
           {"classifier_free_guidance", p.cfg_scale != 1.0},
           {"seed", p.seed},
           {"batch_size", p.batch_size},
-          {"clip_denoised", false},
+          {"clip_denoised", p.clip_denoised},
           {"quantization", "uint8 = trunc(clamp(127.5 * x + 128, 0, 255)) (sample_ddp.py)"}};
 }
 
@@ -115,6 +115,7 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& p, con
     const NoiseFn noise = p.step_noise ? *p.step_noise : randn_noise(gen);
     SamplerOptions so;
     so.on_step = [&bar](const SamplerStep&) { bar.advance(); };
+    so.clip_denoised = p.clip_denoised;
 
     const auto ts = std::chrono::steady_clock::now();
     auto samples = p.sampler == "ddpm" ? p_sample_loop(diffusion, denoise, x_T, noise, so)

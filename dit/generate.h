@@ -30,6 +30,7 @@ struct GenerateParams {
   // cfg_scale == 1 runs the plain conditional model (no unconditional pass).
   double cfg_scale = 1.5;
   bool cfg_all_channels = false;  // guide all in_channels eps channels instead of the official first 3
+  bool clip_denoised = false;     // clamp predicted x_0 to [-1, 1] each step (official scripts: off)
   uint64_t seed = 0;
   int64_t batch_size = 32;        // images per model batch (the model sees 2x with CFG)
   bool progress = true;           // progress bar on stderr (steps/s, ETA)

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "common/safetensors.h"
 #include "common/weights.h"
+#include "common/weights_file.h"
 
 namespace moh::dit {
 namespace {
@@ -231,7 +232,7 @@ torch::Tensor DiTImpl::forward_with_cfg(const torch::Tensor& x, const torch::Ten
 }
 
 void load_dit_weights(DiT& model, const std::string& safetensors_path) {
-  SafetensorsFile file(safetensors_path);
+  WeightsFile file(safetensors_path);  // safetensors or a PyTorch checkpoint (its "ema" is picked), by content
   LoadOptions o;
   // A converted training checkpoint may keep the EMA copy under "ema." (find_model uses it) next to "model.".
   bool has_ema = false;
@@ -243,7 +244,7 @@ void load_dit_weights(DiT& model, const std::string& safetensors_path) {
     o.strip_prefixes = {"module."};
   }
   o.source = "'" + safetensors_path + "' (model " + model->config().name + ")";
-  load_safetensors_into(*model, file, o);
+  load_weights_into(*model, file, o);
 }
 
 std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> make_dit_denoiser(DiT model, torch::Tensor y,

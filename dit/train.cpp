@@ -170,6 +170,7 @@ DiTTrainResult train_dit(const DiTConfig& cfg_in, const DiTTrainOptions& options
     meta["format"] = "moh-model-v1";
     meta["steps"] = std::to_string(r.steps_done);
     meta["weights"] = trainer.ema() ? "ema" : "model";
+    if (!options.sampling.empty()) meta["sampling"] = options.sampling.dump();
     write_safetensors(co.out, trainer.export_weights(/*use_ema=*/true), meta);
   }
   return r;

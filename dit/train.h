@@ -23,6 +23,9 @@ struct DiTTrainOptions {
   TrainCommonOptions common;  // steps, batch, lr, warmup, EMA decay, clip, seed, device, files, ...
   bool augment_flip = true;   // train.py: RandomHorizontalFlip
   int64_t diffusion_steps = 1000;
+  // Sampler defaults stored with the exported model (metadata "sampling", read by moh-generate): the config's
+  // "sampling" block without its data-convention keys, e.g. {"num_sampling_steps", "cfg_scale", ...}.
+  nlohmann::json sampling = nlohmann::json::object();
   nlohmann::json to_json() const;
   void update_from_json(const nlohmann::json& j, const std::string& where);  // unknown keys are errors
 };

@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/safetensors.h"
+#include "common/weights_file.h"
 
 namespace moh::dit {
 namespace F = torch::nn::functional;
@@ -337,7 +338,7 @@ VaeDialect load_vae_weights(Vae& vae, const std::map<std::string, torch::Tensor>
 }
 
 Vae load_vae(const std::string& path, const VaeConfig& fallback) {
-  SafetensorsFile file(path);
+  WeightsFile file(path);  // safetensors or a PyTorch checkpoint (.bin/.ckpt), by content
   VaeConfig cfg = fallback;
   const std::string meta = file.meta("vae_config");
   if (!meta.empty()) {

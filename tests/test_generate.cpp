@@ -334,3 +334,25 @@ TEST_CASE("moh-generate: clear errors and nothing half-written", "[generate]") {
   CHECK(fs::exists(s.dir + "/full/000000_1.png"));
   CHECK(!staging_left(s.dir));
 }
+
+TEST_CASE("moh-generate: SIGTERM or Ctrl-C mid-run leaves no staging folder and no output", "[generate]") {
+  auto s = tiny_setup();
+  for (const char* sig : {"TERM", "INT"}) {
+    INFO(sig);
+    const std::string out_dir = s.dir + "/int_" + sig;
+    // Start a long run, wait until its staging folder exists (sampling has begun), then send the signal.
+    const std::string cmd = "sh -c '" + test::bin_path("moh-generate") + " -q --model " + s.model_json +
+                            " --random-weights --vae " + s.vae_file + " --class 1 --num-per-class 64 --steps 1000" +
+                            " --device cpu --threads 1 --out " + out_dir + " & pid=$!; " +
+                            "for i in $(seq 1 400); do ls -d " + s.dir + "/.int_" + sig +
+                            ".partial-* >/dev/null 2>&1 && break; sleep 0.05; done; sleep 0.5; kill -" + sig +
+                            " $pid; wait $pid; echo rc=$?'";
+    std::string out;
+    test::run_command(cmd, &out);
+    INFO(out);
+    CHECK(out.find(std::string("rc=") + (std::string(sig) == "TERM" ? "143" : "130")) != std::string::npos);
+    CHECK(out.find("interrupted") != std::string::npos);
+    CHECK(!fs::exists(out_dir));
+    CHECK(!staging_left(s.dir));
+  }
+}

@@ -40,6 +40,28 @@ std::vector<std::string> list_image_files(const std::string& dir);
 // (recursively, sorted); arguments with * ? [ are globs. A folder or glob without images throws moh::Error.
 std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs);
 
+// The requested class of a picture written by moh-generate (file name NNNNNN_<class index>[_<name>].png), or -1
+// when the name does not have that form.
+int64_t requested_class_from_filename(const std::string& path);
+
+// How often the classifier agrees with the class each generated picture was requested as: the check of a
+// class-conditional generator by a classifier (the demo judges its DiT with its ViT this way).
+struct AgreementRow {
+  int64_t requested = 0;
+  std::string name;
+  int64_t images = 0, agreed = 0;
+  int64_t most_predicted = -1;  // the class predicted most often for this requested class
+  double rate() const { return images ? double(agreed) / double(images) : 0.0; }
+};
+struct Agreement {
+  std::vector<AgreementRow> rows;  // by requested class, ascending
+  int64_t images = 0, agreed = 0, unnamed = 0;  // unnamed: results whose file name carries no class
+  double rate() const { return images ? double(agreed) / double(images) : 0.0; }
+};
+
+class Classifier;
+Agreement agreement_by_class(const std::vector<ClassifyResult>& results, const Classifier& clf);
+
 class Classifier {
  public:
   // Builds the model for cfg, loads `weights` (safetensors; empty = random weights), moves it to device/dtype.

@@ -5,6 +5,7 @@
 #include "common/error.h"
 #include "common/safetensors.h"
 #include "common/weights.h"
+#include "common/weights_file.h"
 
 namespace moh::vit {
 
@@ -165,10 +166,10 @@ TransNeXt build_vit(const ViTConfig& cfg, const std::string& weights, const torc
                     torch::Dtype dtype) {
   TransNeXt model(cfg);
   if (!weights.empty()) {
-    SafetensorsFile file(weights);
+    WeightsFile file(weights);  // safetensors or a PyTorch checkpoint, by content
     LoadOptions lo;
     lo.strip_prefixes = {"module.", "_orig_mod.", "model."};
-    load_safetensors_into(*model, file, lo);
+    load_weights_into(*model, file, lo);
   }
   model->to(device, dtype);
   model->eval();

@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "common/safetensors.h"
+#include "common/weights_file.h"
 
 namespace moh::vit {
 namespace {
@@ -41,21 +41,12 @@ bool is_train_config_file(const std::string& spec, nlohmann::json* out) {
 
 }  // namespace
 
-std::map<std::string, std::string> read_weights_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MOH_CHECK(in.good(), "cannot open weights file '", path, "' (check the path)");
-  char magic[4] = {};
-  in.read(magic, 4);
-  if (in.gcount() == 4 && magic[0] == 'P' && magic[1] == 'K') return {};  // a PyTorch zip checkpoint: no metadata
-  return SafetensorsFile(path).metadata();
-}
-
 ViTModelSource resolve_vit_source(const std::string& weights, const std::string& model_spec) {
   ViTModelSource src;
   src.weights = weights;
   std::optional<ViTConfig> from_meta;
   if (!weights.empty()) {
-    const auto meta = read_weights_metadata(weights);
+    const auto meta = WeightsFile(weights).metadata();  // empty for PyTorch checkpoints
     const auto kind = meta.find("kind");
     MOH_CHECK(kind == meta.end() || kind->second == "vit", "weights file '", weights, "' holds a '", kind->second,
               "' model, not a MoH-ViT classifier");

@@ -19,9 +19,6 @@ struct ViTModelSource {
   std::string config_origin;               // "weights metadata", "preset moh-vit-s-80", "file x.json"
 };
 
-// The metadata of a weights file (empty for files without any, e.g. PyTorch checkpoints).
-std::map<std::string, std::string> read_weights_metadata(const std::string& path);
-
 // Resolves the model for `weights` (may be empty: random weights) and `model_spec` (preset, config JSON, or empty).
 // Config from the weights' metadata when present (a given model_spec must then describe the same architecture),
 // else from model_spec; throws moh::Error saying what to pass when neither gives one.
