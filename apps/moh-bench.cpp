@@ -17,11 +17,15 @@ int main(int argc, char** argv) {
       s->add_option("--iters", o.iters, "timed runs; the median is reported (default 10)");
       s->add_option("--json", o.json_out, "also write results as JSON to this file");
       s->add_option("--only", o.only, "run only these named cases");
+      s->add_flag("--profile", o.profile, "after timing, print where the time goes per operator (extra runs)");
     };
     auto* att = app.add_subcommand("attention", "MoH router + sparse-head attention vs masked dense vs dense");
     auto* dit = app.add_subcommand("dit", "MoH-DiT-XL/2-90 forward and end-to-end sampling");
     auto* vit = app.add_subcommand("vit", "MoH-ViT S-80 / B-75 classification throughput");
     for (auto* s : {att, dit, vit}) common(s);
+    for (auto* s : {dit, vit})
+      s->add_option("--against", o.against, "JSON written by scripts/bench-official.py on the same shapes: print the "
+                    "official figure next to ours and the ratio");
     dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");
     vit->add_option("--weights", o.weights, "ViT safetensors (random weights when omitted)");
     try {

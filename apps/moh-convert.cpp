@@ -80,11 +80,14 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", dtype, "keep|fp32|fp16|bf16: floating-point tensors are cast (default keep)");
     app.add_option("--model", model, "preset or config .json to record in the metadata (e.g. moh-vit-s-80, "
                                       "MoH-DiT-XL/2-90)");
+    int threads = 0;
+    moh::add_threads_option(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
+    moh::apply_threads_option(threads);
     std::optional<torch::Dtype> target;
     if (dtype == "fp32") target = torch::kFloat32;
     else if (dtype == "fp16") target = torch::kFloat16;

@@ -9,10 +9,14 @@
 #include "apps/app_main.h"
 #include "common/atomic_file.h"
 #include "common/device.h"
+#include "common/dist_cli.h"
+#include "common/distributed.h"
 #include "common/error.h"
+#include "common/sha256.h"
 #include "common/threads.h"
 #include "vit/config.h"
 #include "vit/evaluate.h"
+#include "vit/evaluate_dist.h"
 
 int main(int argc, char** argv) {
   return moh::run_app("moh-eval", [&]() -> int {
@@ -20,12 +24,16 @@ int main(int argc, char** argv) {
                  "accuracy, throughput. Data: an ImageFolder (DIR/val/<wnid>/*.JPEG or DIR/<class>/*), a flat folder\n"
                  "with --labels FILE ('filename label' lines), or a folder of IDX files (MNIST / Fashion-MNIST:\n"
                  "*-images-idx3-ubyte[.gz], choose --split). Example (the shipped demo model):\n"
-                 "  moh-eval --weights models/moh-vit-fmnist.safetensors --data /usr/share/datasets/fashion-mnist"};
+                 "  moh-eval --weights models/moh-vit-fmnist.safetensors --data /usr/share/datasets/fashion-mnist\n"
+                 "Several processes (each evaluates every N-th image; rank 0 prints and writes the summed results):\n"
+                 "  scripts/torchrun.sh --nproc_per_node 4 --no_python moh-eval --weights ... --data ...\n"
+                 "  srun --ntasks 4 moh-eval --weights ... --data ..."};
     std::string model, weights, data, labels, split = "test", device = "auto", dtype = "auto", csv, json_out;
     int64_t limit = 0;
     int threads = 0;
     moh::vit::EvalOptions o;
     bool quiet = false;
+    moh::dist::Options dist_opts;
     app.add_option("--weights", weights, "weights file (.safetensors; a self-describing file such as the demo "
                                          "model needs no --model)")->required();
     app.add_option("--model", model, "preset (moh-vit-s-75/-s-80/-b-50/-b-75) or config .json; needed for official "
@@ -39,6 +47,7 @@ int main(int argc, char** argv) {
     app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");
     app.add_option("--dtype", dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
     moh::add_threads_option(app, threads);
+    moh::dist::add_dist_options(app, dist_opts);
     app.add_option("--csv", csv, "write per-class accuracy to this CSV file");
     app.add_option("--json", json_out, "write a summary JSON to this file ('-' = standard output; top1/top5 in percent)");
     app.add_flag("-q,--quiet", quiet, "no progress bar");
@@ -47,19 +56,26 @@ int main(int argc, char** argv) {
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
-    moh::apply_threads_option(threads);
+    moh::dist::Group group(dist_opts);  // before any heavy work: a rank that cannot join fails fast
+    moh::apply_threads_option(threads == 0 && group.multi() ? moh::dist::default_threads(group) : threads);
     const auto source = moh::vit::resolve_vit_source(weights, model);
     const auto& cfg = source.config;
-    const auto dev = moh::parse_device(device);
+    const auto dev = moh::dist::rank_device(device, group);
     const auto dt = moh::parse_dtype(dtype, dev);
     o.progress = !quiet;
     const auto all = moh::vit::list_eval_dataset(data, labels, cfg, split);
     const auto ds = moh::vit::subset_evenly(all, limit);
-    std::cerr << "moh-eval: " << ds.samples.size() << " of " << all.samples.size() << " images from '" << ds.root
+    if (group.is_main())
+      std::cerr << "moh-eval: " << ds.samples.size() << " of " << all.samples.size() << " images from '" << ds.root
               << "' (" << ds.layout << ", classes by " << ds.mapping << "), model " << cfg.name << " on "
-              << moh::device_to_string(dev) << " " << moh::dtype_to_string(dt) << "\n";
+              << moh::device_to_string(dev) << " " << moh::dtype_to_string(dt)
+                << (group.multi() ? ", " + std::to_string(group.world_size()) + " ranks (" + group.launch().launcher +
+                                        ", " + group.backend() + ")"
+                                  : std::string())
+                << "\n";
     moh::vit::Classifier clf(source, dev, dt);
-    const auto r = moh::vit::evaluate(clf, ds, o);
+    const auto r = moh::vit::evaluate_sharded(clf, ds, o, group);
+    if (!group.is_main()) return 0;  // rank 0 reports for the whole job (its exit code says whether images failed)
 
     char line[256];
     std::snprintf(line, sizeof line, "top1 %.3f%%  top%d %.3f%%  (%lld images, %lld unreadable)  %.1f img/s  %.1f s",
@@ -75,7 +91,7 @@ int main(int argc, char** argv) {
       j["model_config_origin"] = source.config_origin;
       j["model_config"] = moh::vit::vit_config_to_json(cfg);
       j["weights"] = weights;
-      j["weights_hash"] = moh::vit::file_fast_hash(weights);
+      j["weights_sha256"] = moh::sha256_file(weights);
       j["data"] = ds.root;
       j["layout"] = ds.layout;
       j["class_mapping"] = ds.mapping;
@@ -92,6 +108,7 @@ int main(int argc, char** argv) {
                        {"batch_size", o.batch_size}, {"workers", o.workers}, {"limit", limit},
                        {"img_size", cfg.img_size}, {"labels", labels},
                        {"split", ds.layout == "idx" ? split : ""}, {"threads", moh::cpu_threads()}};
+      j["ranks"] = group.world_size();  // processes that shared the work (results do not depend on it)
       j["accuracy_unit"] = "percent";
       auto pc = nlohmann::json::array();
       for (size_t c = 0; c < r.per_class.size(); ++c) {

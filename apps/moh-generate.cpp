@@ -1,17 +1,24 @@
 // moh-generate: class-conditional image generation with MoH-DiT (the job of MoH-DiT/sample.py and sample_ddp.py).
-// Thin CLI: fills dit::GenerateParams / OutputOptions, loads the model and VAE, calls dit::generate_images and
-// writes through dit::GenerationWriter (all-or-nothing output folder: PNGs, optional grid and .npz, JSON sidecar).
+// Thin CLI: fills dit::GenerateParams / OutputOptions, loads the model and VAE, then either calls
+// dit::generate_images and writes through dit::GenerationWriter (single-shot mode: all-or-nothing output folder:
+// PNGs, optional grid and .npz, JSON sidecar), or, with --num-samples, runs dit::generate_fid_samples (FID mode,
+// sample_ddp.py: any number of ranks under torchrun / srun, resumable).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "apps/app_main.h"
 #include "common/device.h"
+#include "common/dist_cli.h"
+#include "common/distributed.h"
 #include "common/error.h"
 #include "dit/config.h"
 #include "dit/dit_layers.h"
+#include "dit/fid_sampling.h"
 #include "dit/generate.h"
 #include "dit/model.h"
 #include "dit/model_source.h"
@@ -32,7 +39,15 @@ int main(int argc, char** argv) {
                  "PNG and an ADM-style samples.npz. Examples:\n"
                  "  moh-generate --weights models/moh-dit-fmnist.safetensors --class Trouser --num-per-class 8 --out t/\n"
                  "  moh-generate --model MoH-DiT-XL/2-90 --weights dit.safetensors --vae vae.safetensors \\\n"
-                 "               --class \"golden retriever\" --out samples/"};
+                 "               --class \"golden retriever\" --out samples/\n"
+                 "FID mode (sample_ddp.py): --num-samples N images, labels drawn uniformly from all classes (or the\n"
+                 "--class list), any number of processes; each image depends only on --seed and its index, so the\n"
+                 "result is the same for any process count and batch size. Single-shot mode stages its folder and\n"
+                 "moves it into place only when complete (all or nothing); FID mode instead writes each NNNNNN.png\n"
+                 "atomically straight into --out, so an interrupted run is resumed by running the same command again\n"
+                 "(finished images are skipped), and writes samples.npz (ADM layout) and generation.json at the end:\n"
+                 "  scripts/torchrun.sh --nproc_per_node 8 moh-generate --model MoH-DiT-XL/2-90 --weights dit.pt \\\n"
+                 "               --vae vae.safetensors --num-samples 50000 --cfg-scale 1.25 --out fid50k/"};
     std::string model_spec, weights, vae_path, vae_config_spec = "sd-vae-ft-ema";
     int threads = 0;
     std::vector<std::string> classes;
@@ -41,6 +56,8 @@ int main(int argc, char** argv) {
     bool random_weights = false, quiet = false;
     moh::dit::GenerateParams p;
     moh::dit::OutputOptions out;
+    int64_t num_samples = 0;
+    moh::dist::Options dist_opts;
     app.add_option("--model", model_spec, "preset (MoH-DiT-XL/2-90, ...) or JSON config file; needed when the weights "
                                           "record no config (official checkpoints), checked against it otherwise");
     app.add_option("--weights", weights, "DiT weights: a self-describing .safetensors (such as the demo model) or an "
@@ -53,7 +70,14 @@ int main(int argc, char** argv) {
     app.add_option("--class", classes, "class to generate (repeatable): index, the model's class name, 'all', or for "
                                        "ImageNet models a wnid or name such as \"golden retriever\" (default for "
                                        "ImageNet models: sample.py's 8 classes)");
-    app.add_option("--num-per-class", num_per_class, "images per class (default 1)");
+    auto* o_npc = app.add_option("--num-per-class", num_per_class, "images per class (default 1)");
+    auto* o_fid = app.add_option("--num-samples", num_samples, "FID mode: this many images (NNNNNN.png + samples.npz), "
+                                                               "labels drawn uniformly; resumable, multi-process")
+                      ->check(CLI::PositiveNumber);
+    auto* o_rng = app.add_option("--rng", p.rng, "noise: stream (default; sample.py's single generator, bit-parity "
+                                                 "with the official script) or per-sample (each image from (seed, "
+                                                 "index): independent of batch size; FID mode always)")
+                      ->check(CLI::IsMember({"stream", "per-sample"}));
     app.add_option("--sampler", p.sampler, "ddpm (default, as the official scripts) or ddim");
     auto* o_steps = app.add_option("--steps", p.steps, "sampling steps (respacing of the 1000-step schedule; default "
                                                        "250 or the model's recorded setting)");
@@ -75,6 +99,7 @@ int main(int argc, char** argv) {
     app.add_flag("--npz", out.npz, "also write samples.npz with uint8 arr_0 [N, H, W, 3] (ADM evaluation layout)");
     app.add_flag("--overwrite", out.overwrite, "allow an existing non-empty --out (same-named files are replaced)");
     moh::add_threads_option(app, threads);
+    moh::dist::add_dist_options(app, dist_opts);
     app.add_flag("-q,--quiet", quiet, "no progress bar");
     try {
       app.parse(argc, argv);
@@ -82,8 +107,19 @@ int main(int argc, char** argv) {
       return app.exit(e);
     }
     p.progress = !quiet;
+    const bool fid = o_fid->count() > 0;
+    if (fid) {
+      MOH_CHECK(!o_npc->count() && !out.grid && !out.overwrite, "--num-samples (FID mode) draws the labels itself "
+                "and resumes instead of overwriting: drop --num-per-class, --grid and --overwrite");
+      MOH_CHECK(!o_rng->count() || p.rng == "per-sample", "--num-samples (FID mode) needs --rng per-sample (the "
+                "default there): the sample.py stream cannot be shared between processes");
+      p.rng = "per-sample";
+    }
 
-    moh::apply_threads_option(threads);
+    moh::dist::Group group(dist_opts);  // before any heavy work: a rank that cannot join fails fast
+    MOH_CHECK(fid || !group.multi(), "this job has ", group.world_size(), " processes, but only FID mode "
+              "(--num-samples N) shares its work; run the single-shot mode as one process");
+    moh::apply_threads_option(threads == 0 && group.multi() ? moh::dist::default_threads(group) : threads);
     MOH_CHECK(!weights.empty() || random_weights, "--weights is required: the demo model "
               "models/moh-dit-fmnist.safetensors ships with the toolkit; official MoH-DiT checkpoints go with --model "
               "PRESET (.pt files load directly), or --random-weights --model PRESET for a smoke test");
@@ -112,23 +148,27 @@ int main(int argc, char** argv) {
         throw moh::Error(std::string("--class: ") + e.what());
       }
     }
-    if (class_ids.empty()) {
+    if (class_ids.empty() && fid) {
+      for (int64_t k = 0; k < cfg.num_classes; ++k) class_ids.push_back(k);  // sample_ddp.py: every class
+    } else if (class_ids.empty()) {
       MOH_CHECK(cfg.num_classes == 1000 && src.class_names.empty(), "give at least one --class (model ", cfg.name,
                 " has ", cfg.num_classes, " classes; --class all generates every one)");
       class_ids = kSamplePyLabels;
     }
-    for (auto c : class_ids)
-      for (int64_t k = 0; k < num_per_class; ++k) p.labels.push_back(c);
+    if (!fid)
+      for (auto c : class_ids)
+        for (int64_t k = 0; k < num_per_class; ++k) p.labels.push_back(c);
 
     const bool pixel_space = src.pixel_space;
     MOH_CHECK(!vae_path.empty() || random_weights || pixel_space, "--vae is required: model ", cfg.name,
               " generates ", cfg.in_channels, "-channel latents; pass the SD VAE weights (e.g. sd-vae-ft-ema "
               "diffusion_pytorch_model.safetensors)");
 
-    const auto device = moh::parse_device(device_spec);
+    const auto device = moh::dist::rank_device(device_spec, group);
     const auto dtype = moh::parse_dtype(dtype_spec, device);
     // The output folder is checked (and a staging folder created) before any heavy work.
-    moh::dit::GenerationWriter writer(out, static_cast<int64_t>(p.labels.size()));
+    std::optional<moh::dit::GenerationWriter> writer;
+    if (!fid) writer.emplace(out, static_cast<int64_t>(p.labels.size()));
 
     moh::dit::DiT model(cfg);
     if (random_weights) moh::dit::init_random_weights(*model, p.seed);
@@ -156,8 +196,37 @@ int main(int argc, char** argv) {
       const auto n = moh::dit::slugify(moh::dit::dit_class_name(label, src));
       return n.empty() ? std::to_string(label) : std::to_string(label) + "_" + n;
     };
+    if (fid) {
+      auto file_facts = [](const std::string& path) -> nlohmann::json {
+        std::error_code ec;
+        const auto size = std::filesystem::file_size(path, ec);
+        return {{"path", path}, {"bytes", ec ? -1 : (int64_t)size}};
+      };
+      moh::dit::FidOptions fo;
+      fo.out_dir = out.out_dir;
+      fo.num_samples = num_samples;
+      fo.classes = class_ids;
+      fo.progress = !quiet;
+      // What decides the pixels; a resumed run must match it (batch size and process count do not matter).
+      fo.run = {{"model_config", cfg.to_json()},
+                {"weights", random_weights ? nlohmann::json("random") : file_facts(weights)},
+                {"vae", vae_path.empty() ? nlohmann::json(vae_desc) : file_facts(vae_path)},
+                {"vae_config", vae ? (*vae)->config().to_json() : nlohmann::json(nullptr)},
+                {"sampler", p.sampler}, {"steps", p.steps}, {"eta", p.eta}, {"cfg_scale", p.cfg_scale},
+                {"cfg_all_channels", p.cfg_all_channels}, {"clip_denoised", p.clip_denoised}, {"seed", p.seed},
+                {"rng", p.rng}, {"num_samples", num_samples}, {"classes", class_ids},
+                {"device_type", device.is_cuda() ? "cuda" : "cpu"}, {"dtype", moh::dtype_to_string(dtype)}};
+      fo.sidecar = {{"model", model_spec.empty() ? cfg.name : model_spec}, {"model_config_origin", src.config_origin},
+                    {"settings", moh::dit::params_to_json(p)}, {"torch_version", TORCH_VERSION}};
+      const auto r = moh::dit::generate_fid_samples(model, vae ? &*vae : nullptr, p, device, fo, group);
+      if (group.is_main())
+        std::cout << "FID samples: " << r.total << " in " << out.out_dir << " (" << r.generated << " generated by "
+                  << group.world_size() << " process(es), " << r.on_disk << " already there) in " << r.seconds
+                  << " s; samples.npz written\n";
+      return 0;
+    }
     auto stats = moh::dit::generate_images(model, vae ? &*vae : nullptr, p, device,
-                                           [&](const moh::dit::GeneratedBatch& b) { writer.add(b, name_of); });
+                                           [&](const moh::dit::GeneratedBatch& b) { writer->add(b, name_of); });
 
     nlohmann::json classes_json = nlohmann::json::array();
     for (auto c : class_ids) classes_json.push_back({{"index", c}, {"name", moh::dit::dit_class_name(c, src)}});
@@ -185,9 +254,9 @@ int main(int argc, char** argv) {
           {"sampling_seconds", stats.sampling_seconds},
           {"decode_seconds", stats.decode_seconds},
           {"images_per_second", stats.images / std::max(1e-9, stats.seconds)}}}};
-    writer.commit(sidecar);
+    writer->commit(sidecar);
     std::cout << "wrote " << stats.images << " image(s) of " << side << "x" << side << " to " << out.out_dir << " in "
-              << stats.seconds << " s (" << writer.files().size() << " files)\n";
+              << stats.seconds << " s (" << writer->files().size() << " files)\n";
     return 0;
   });
 }

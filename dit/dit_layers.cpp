@@ -1,10 +1,39 @@
 // Small building blocks of the MoH-DiT modules (see dit/dit_layers.h).
 #include "dit/dit_layers.h"
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cmath>
 
+#include "common/cpu_simd.h"
+
 namespace moh::dit {
+namespace {
+
+// In-place tanh-GELU over [begin, end): tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) <= 1.
+MOH_CPU_CLONES void gelu_tanh_range(float* x, int64_t begin, int64_t end) {
+  const float kBeta = 0.7978845608028654f, kKappa = 0.044715f;  // sqrt(2/pi), as ATen
+  for (int64_t i = begin; i < end; ++i) {
+    const float v = x[i];
+    const float u = kBeta * (v + kKappa * v * v * v);
+    const float au = u < 0.f ? -u : u;
+    const float e = simd::exp_nonpositive(-2.f * au);
+    const float t = (1.f - e) / (1.f + e);
+    x[i] = 0.5f * v * (1.f + (u < 0.f ? -t : t));
+  }
+}
+
+}  // namespace
+
+torch::Tensor gelu_tanh_inference(torch::Tensor x) {
+  const bool grad = torch::GradMode::is_enabled() && x.requires_grad();
+  if (grad || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || !x.is_contiguous())
+    return torch::gelu(x, "tanh");
+  float* p = x.data_ptr<float>();
+  at::parallel_for(0, x.numel(), 16384, [&](int64_t b, int64_t e) { gelu_tanh_range(p, b, e); });
+  return x;
+}
 
 LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool has_bias) {
   // Inference-only toolkit: parameters never need gradients; torch::empty leaves memory untouched until loaded.

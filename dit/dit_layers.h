@@ -16,6 +16,11 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// GELU, tanh approximation (timm Mlp's nn.GELU(approximate="tanh")): y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
+// x^3))). CPU float32 contiguous tensors without autograd are overwritten in place by one vectorised pass (tanh via
+// the exp of common/cpu_simd.h, within a few ulp of torch::gelu); anything else returns torch::gelu(x, "tanh").
+torch::Tensor gelu_tanh_inference(torch::Tensor x);
+
 // Fills every floating-point parameter of `module` with N(0, std) (std = clamp(1/sqrt(fan_in), 0.02, 0.2)
 // for >= 2-D tensors, 0.05 for 1-D) from a seeded generator: random but well-scaled weights for benchmarks
 // and tests that need a model without a checkpoint. Parameters named "pos_embed" are left untouched.

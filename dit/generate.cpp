@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/image_io.h"
@@ -31,14 +33,35 @@ torch::Generator seeded_generator(const torch::Device& device, uint64_t seed) {
   return gen;
 }
 
+// rng "per-sample": one CPU generator per image, for x_T and every step's noise (see GenerateParams::rng).
+struct PerSampleNoise {
+  std::vector<torch::Generator> gens;
+  std::vector<int64_t> shape;  // one image's [C, L, L]
+
+  torch::Tensor draw() {
+    std::vector<torch::Tensor> parts;
+    for (auto& g : gens) parts.push_back(torch::randn(shape, g, torch::kFloat32));
+    return torch::stack(parts);
+  }
+};
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
 
+uint64_t sample_seed(uint64_t seed, int64_t index) {
+  uint64_t h = seed + 0x9E3779B97F4A7C15ull;  // splitmix64 of the seed
+  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+  h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+  h ^= h >> 31;
+  return (h + static_cast<uint64_t>(index) * 0x9E3779B1ull) & 0xFFFFFFFFull;
+}
+
 nlohmann::json params_to_json(const GenerateParams& p) {
   return {{"sampler", p.sampler},
+          {"rng", p.rng},
           {"steps", p.steps},
           {"eta", p.eta},
           {"cfg_scale", p.cfg_scale},
@@ -81,6 +104,11 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& p, con
               "-channel latent space and needs a VAE to make images (--vae)");
   }
   if (p.initial_noise) MOH_CHECK(n_total <= p.batch_size, "initial_noise is only supported for a single batch");
+  MOH_CHECK(p.rng == "stream" || p.rng == "per-sample", "--rng '", p.rng, "' is not valid; use stream or per-sample");
+  const bool per_sample = p.rng == "per-sample";
+  MOH_CHECK(p.sample_indices.empty() || (per_sample && (int64_t)p.sample_indices.size() == n_total),
+            "internal error: sample_indices need rng per-sample and one index per label");
+  MOH_CHECK(!per_sample || (!p.initial_noise && !p.step_noise), "internal error: noise hooks need rng stream");
 
   torch::NoGradGuard no_grad;
   const auto t0 = std::chrono::steady_clock::now();
@@ -95,7 +123,15 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& p, con
     std::vector<int64_t> labels(p.labels.begin() + first, p.labels.begin() + first + b);
     const auto opts = torch::TensorOptions().device(device).dtype(torch::kFloat32);
     // sample.py order: z first (fp32, on the device), then the per-step draws of the sampler.
-    auto z = p.initial_noise && first == 0
+    std::vector<int64_t> indices;
+    for (int64_t k = first; k < first + b; ++k) indices.push_back(p.sample_indices.empty() ? k : p.sample_indices[k]);
+    auto per = std::make_shared<PerSampleNoise>();
+    if (per_sample) {
+      per->shape = {cfg.in_channels, cfg.input_size, cfg.input_size};
+      for (auto idx : indices) per->gens.push_back(at::detail::createCPUGenerator(sample_seed(p.seed, idx)));
+    }
+    auto z = per_sample ? per->draw().to(opts)
+             : p.initial_noise && first == 0
                  ? p.initial_noise->to(opts)
                  : torch::randn({b, cfg.in_channels, cfg.input_size, cfg.input_size}, gen, opts);
     MOH_CHECK(z.sizes() == torch::IntArrayRef({b, cfg.in_channels, cfg.input_size, cfg.input_size}),
@@ -112,9 +148,18 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& p, con
     dopt.cfg_scale = p.cfg_scale;
     dopt.guide_all_channels = p.cfg_all_channels;
     const auto denoise = make_dit_denoiser(model, y, dopt);
-    const NoiseFn noise = p.step_noise ? *p.step_noise : randn_noise(gen);
+    NoiseFn noise = p.step_noise ? *p.step_noise : randn_noise(gen);
+    if (per_sample)  // the [null] half of a guided batch gets the same draws: its result is dropped
+      noise = [per](const torch::Tensor& like, int64_t) {
+        auto n = per->draw();
+        if (like.size(0) == 2 * n.size(0)) n = torch::cat({n, n}, 0);
+        return n.to(like.options());
+      };
     SamplerOptions so;
-    so.on_step = [&bar](const SamplerStep&) { bar.advance(); };
+    so.on_step = [&bar, &p, b](const SamplerStep&) {
+      bar.advance();
+      if (p.on_step) p.on_step(b);
+    };
     so.clip_denoised = p.clip_denoised;
 
     const auto ts = std::chrono::steady_clock::now();
@@ -137,6 +182,7 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& p, con
 
     GeneratedBatch batch;
     batch.first_index = first;
+    batch.indices = indices;
     batch.images = images;
     auto u8 = quantize_images(images);
     if (u8.size(3) == 1) u8 = u8.expand({-1, -1, -1, 3}).contiguous();  // [b,H,W,1] -> [b,H,W,3]: gray as RGB
@@ -345,6 +391,34 @@ void write_npz_u8(const std::string& path, const std::string& name, const torch:
     std::remove(tmp.c_str());
     throw Error("cannot move the finished file into place at '" + path + "': " + std::strerror(err));
   }
+}
+
+void write_npz_u8_streamed(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
+                           const std::function<torch::Tensor(int64_t)>& item) {
+  MOH_CHECK(!shape.empty(), "internal error: write_npz_u8_streamed needs a shape");
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    NpzStream npz;
+    npz.begin(tmp, name, shape, false);
+    int64_t per_item = 1;
+    for (size_t d = 1; d < shape.size(); ++d) per_item *= shape[d];
+    for (int64_t i = 0; i < shape[0]; ++i) {
+      auto t = item(i).to(torch::kCPU).contiguous();
+      MOH_CHECK(t.scalar_type() == torch::kUInt8 && t.numel() == per_item, "item ", i, " of '", path,
+                "' has shape ", t.sizes(), ", expected ", per_item, " uint8 values");
+      npz.write(t.data_ptr(), static_cast<size_t>(t.numel()));
+    }
+    npz.finish();
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    std::remove(tmp.c_str());
+    throw Error("cannot move the finished file into place at '" + path + "': " + std::strerror(err));
+  }
+  fsync_parent_dir(path);
 }
 
 // ------------------------------------------------------------------------------------------------ writer

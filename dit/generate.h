@@ -34,6 +34,13 @@ struct GenerateParams {
   uint64_t seed = 0;
   int64_t batch_size = 32;        // images per model batch (the model sees 2x with CFG)
   bool progress = true;           // progress bar on stderr (steps/s, ETA)
+  // Noise source. "stream": one generator for the whole run, sample.py's draw order (bit-parity with the official
+  // single-process script; images depend on the batch size). "per-sample": image k draws its x_T and every step's
+  // noise from its own CPU generator seeded by (seed, sample_indices[k]) (sample_seed), so an image depends only
+  // on the seed and its global index, never on the batch size or the number of processes (FID mode).
+  std::string rng = "stream";
+  std::vector<int64_t> sample_indices;  // per-sample: global index of each image (empty: 0, 1, ...)
+  std::function<void(int64_t)> on_step;  // after each sampler step, with the batch's image count (job progress)
 
   // Test hooks for parity with the official scripts: replace the seeded x_T draw of batch 0 / the per-step
   // noise. Unset in normal use.
@@ -45,6 +52,7 @@ struct GenerateParams {
 // [b, C, H, W] fp32 CPU in [-1, 1] (not clamped; VAE output or the pixel-space model output) and their labels.
 struct GeneratedBatch {
   int64_t first_index = 0;
+  std::vector<int64_t> indices;  // global index of each image (first_index + i, or the per-sample indices)
   torch::Tensor images_u8;
   torch::Tensor images;
   std::vector<int64_t> labels;
@@ -69,6 +77,10 @@ torch::Tensor quantize_images(const torch::Tensor& images);
 // device + settings (incl. batch size) -> identical images. Model and VAE must already be on `device`.
 GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& params, const torch::Device& device,
                               const std::function<void(const GeneratedBatch&)>& sink);
+
+// The 32-bit seed of sample `index`'s CPU generator under rng "per-sample" (distinct for every index below 2^32 of
+// one seed: a fixed seed hash plus index times an odd constant, mod 2^32; torch's mt19937 takes 32 bits).
+uint64_t sample_seed(uint64_t seed, int64_t index);
 
 // ------------------------------------------------------------------------------------------------ outputs
 struct OutputOptions {
@@ -119,6 +131,11 @@ torch::Tensor make_grid_u8(const torch::Tensor& images, int64_t nrow, int64_t pa
 // force_zip64 writes the ZIP64 records even for small arrays (tests of the >4 GiB layout).
 void write_npz_u8(const std::string& path, const std::string& name, const torch::Tensor& array,
                   bool force_zip64 = false);
+
+// The same .npz built from `count` items [H, W, C] uint8 (item(i) called in order), for arrays too large for
+// memory: shape = {count, H, W, C}. Written beside `path` and renamed into place when complete.
+void write_npz_u8_streamed(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
+                           const std::function<torch::Tensor(int64_t)>& item);
 
 // "golden retriever" -> "golden_retriever": file-name-safe lowercase slug.
 std::string slugify(const std::string& s);

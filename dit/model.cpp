@@ -92,7 +92,7 @@ MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2->forward(torch::gelu(fc1->forward(x), "tanh"));
+  return fc2->forward(gelu_tanh_inference(fc1->forward(x)));  // fc1's output is a fresh tensor: GELU in place
 }
 
 // ---------------------------------------------------------------------------------------------- DiTBlock

@@ -12,6 +12,8 @@ PACKAGES=(
   libcli11-dev catch2 nlohmann-json3-dev
   zlib1g-dev
   dataset-fashion-mnist     # demo training data
+  python3-torch             # torchrun, the multi-process launcher (scale-out tests)
+  libgloo-dev               # Gloo headers for LibTorch's c10d ProcessGroupGloo (multi-process runs)
 )
 
 # Optional: the libFuzzer harness (scripts/fuzz-safetensors.sh) needs clang with its runtime.

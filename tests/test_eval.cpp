@@ -13,6 +13,7 @@
 #include "common/golden.h"
 #include "common/image_io.h"
 #include "common/safetensors.h"
+#include "common/sha256.h"
 #include "common/weights.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
@@ -226,7 +227,8 @@ TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
   in >> j;
   CHECK(j.at("images") == 4);
   CHECK(j.at("unreadable") == 1);
-  CHECK(j.at("weights_hash").get<std::string>().rfind("crc32:", 0) == 0);
+  CHECK(j.at("weights_sha256").get<std::string>() == moh::sha256_file(f.dir + "/tiny.safetensors"));
+  CHECK(j.at("weights_sha256").get<std::string>().size() == 64);
   CHECK(j.at("settings").at("batch_size") == 2);
   CHECK(j.at("top1_correct") == 2);
   CHECK(j.at("top1").get<double>() == Approx(50.0));

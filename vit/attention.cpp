@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "vit/aggregated_attention_cpu.h"
 
 namespace moh::vit {
 namespace F = torch::nn::functional;
@@ -22,6 +23,14 @@ torch::Tensor l2_normalize(const torch::Tensor& t) { return F::normalize(t, F::N
 torch::Tensor gate_heads(const torch::Tensor& o, const torch::Tensor& gates) {
   const auto B = o.size(0), h = o.size(1), N = o.size(2), d = o.size(3);
   return (o.transpose(1, 2) * gates.unsqueeze(-1)).reshape({B, N, h * d});  // [B,N,h,d] -> [B,N,C]
+}
+
+// x: [B, T, in] contiguous -> [B, T, out] with one GEMM (addmm: the bias is fused, no extra pass over the output).
+torch::Tensor linear_tokens(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const auto B = x.size(0), T = x.size(1);
+  auto x2 = x.reshape({B * T, x.size(2)});  // [B, T, in] -> [B*T, in]
+  auto y = b.defined() ? torch::addmm(b, x2, w.t()) : torch::mm(x2, w.t());
+  return y.view({B, T, w.size(0)});  // [B*T, out] -> [B, T, out]
 }
 
 void check_input(const torch::Tensor& x, int64_t H, int64_t W, const AttentionOptions& o, const char* cls) {
@@ -153,6 +162,56 @@ AggregatedAttentionImpl::AggregatedAttentionImpl(const AttentionOptions& o) : o_
 
 torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
                                                AttentionDebug* debug) {
+  // The fused kernel has no backward: with gradients on and anything here requiring them, stay on LibTorch ops.
+  bool needs_grad = false;
+  if (torch::GradMode::is_enabled()) {
+    needs_grad = x.requires_grad();
+    for (const auto& p : parameters()) needs_grad = needs_grad || p.requires_grad();
+  }
+  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(x))
+    return forward_fused_cpu(x, H, W, tables, debug);
+  return forward_reference(x, H, W, tables, debug);
+}
+
+torch::Tensor AggregatedAttentionImpl::forward_fused_cpu(const torch::Tensor& x_in, int64_t H, int64_t W,
+                                                         const CpbTables& tables, AttentionDebug* debug) {
+  check_input(x_in, H, W, o_, "AggregatedAttention");
+  const auto x = x_in.contiguous();
+  const auto B = x.size(0), N = x.size(1), C = o_.dim, P = o_.pool_size[0] * o_.pool_size[1];
+  MOH_CHECK(tables.num_queries == N && tables.num_keys == P, "AggregatedAttention: CPB tables are for ",
+            tables.num_queries, "x", tables.num_keys, " pairs, expected ", N, "x", P);
+  auto gates = moh_gates(x, gate_cfg_, gate.weights(), debug ? &debug->router : nullptr);  // [B, N, h]
+
+  // Pooled keys/values, channels-last all the way: sr (a 1x1 conv = a Linear over channels) on the tokens, GELU,
+  // adaptive average pool of the channels-last view, LayerNorm, kv.
+  auto s = torch::gelu(linear_tokens(x, sr->weight.view({C, C}), sr->bias));      // [B, N, C]
+  auto s_img = s.view({B, H, W, C}).permute({0, 3, 1, 2});                        // [B, C, H, W] (channels-last view)
+  auto pooled = F::adaptive_avg_pool2d(s_img, F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
+  auto x_pool = norm(pooled.permute({0, 2, 3, 1}).reshape({B, P, C}));             // [B, C, Hp, Wp] -> [B, P, C]
+
+  AggregatedAttentionCpuInputs in;
+  in.q = linear_tokens(x, q->weight, q->bias);              // [B, N, C]
+  in.kv = linear_tokens(x, kv->weight, kv->bias);           // [B, N, 2C]
+  in.kv_pool = linear_tokens(x_pool, kv->weight, kv->bias);  // [B, P, 2C]
+  in.pool_bias = bias_(tables, cpb_fc1, cpb_fc2);           // [h, N, P]
+  in.temperature = temperature;
+  in.query_embedding = query_embedding;
+  in.seq_scale = seq_scale_.like(x);
+  in.rpb_local = relative_pos_bias_local;
+  in.learnable_tokens = learnable_tokens;
+  in.learnable_bias = learnable_bias;
+  in.gates = gates;
+  in.H = H;
+  in.W = W;
+  in.window_size = o_.window_size;
+  in.num_heads = o_.num_heads;
+  auto y = aggregated_attention_cpu(in);  // [B, N, C] gated heads
+  if (debug) debug->gates = gates;
+  return linear_tokens(y, proj->weight, proj->bias);
+}
+
+torch::Tensor AggregatedAttentionImpl::forward_reference(const torch::Tensor& x, int64_t H, int64_t W,
+                                                         const CpbTables& tables, AttentionDebug* debug) {
   check_input(x, H, W, o_, "AggregatedAttention");
   const auto B = x.size(0), N = x.size(1), C = o_.dim, h = o_.num_heads, d = o_.head_dim();
   const auto ws = o_.window_size, L = ws * ws, P = o_.pool_size[0] * o_.pool_size[1];

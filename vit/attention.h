@@ -64,9 +64,18 @@ TORCH_MODULE(Attention);
 class AggregatedAttentionImpl : public torch::nn::Module {
  public:
   explicit AggregatedAttentionImpl(const AttentionOptions& o);
-  // x: [B, N, C] with N = H*W; tables: CPB tables for (token grid -> pool grid).
+  // x: [B, N, C] with N = H*W; tables: CPB tables for (token grid -> pool grid). CPU fp32 without gradients runs the
+  // fused kernel (vit/aggregated_attention_cpu.h), everything else the LibTorch reference.
   torch::Tensor forward(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
                         AttentionDebug* debug = nullptr);
+  // The official nn.Unfold formulation in LibTorch ops (any device/dtype, autograd): the reference for the fused path.
+  torch::Tensor forward_reference(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
+                                  AttentionDebug* debug = nullptr);
+  // The fused CPU path; x must satisfy aggregated_attention_cpu_applicable().
+  torch::Tensor forward_fused_cpu(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
+                                  AttentionDebug* debug = nullptr);
+  // Lets tests and benchmarks force the reference path (default: fused where applicable).
+  void set_use_fused_cpu(bool on) { use_fused_cpu_ = on; }
   const AttentionOptions& options() const { return o_; }
   // Official buffers: seq_length_scale [N,1] = ln(valid window slots + pool tokens); padding_mask [N, L] (bool).
   const torch::Tensor& seq_length_scale() const { return seq_scale_.host(); }
@@ -83,6 +92,7 @@ class AggregatedAttentionImpl : public torch::nn::Module {
   MoHGateConfig gate_cfg_;
   DeviceConstant seq_scale_, padding_mask_;
   CachedCpbBias bias_;
+  bool use_fused_cpu_ = true;
 };
 TORCH_MODULE(AggregatedAttention);
 

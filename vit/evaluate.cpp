@@ -2,7 +2,6 @@
 // preprocess in worker threads feeding a bounded queue while the calling thread runs the model.
 #include "vit/evaluate.h"
 
-#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -310,6 +309,7 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
         }
       }
       progress.advance((int64_t)(batch.samples.size() + batch.failures.size()));
+      if (o.on_progress) o.on_progress((int64_t)(batch.samples.size() + batch.failures.size()));
       char suffix[64];
       std::snprintf(suffix, sizeof suffix, "top1 %.2f%%", r.top1());
       progress.set_suffix(suffix);
@@ -322,7 +322,8 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
   progress.finish();
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::sort(r.failures.begin(), r.failures.end(), [](auto& a, auto& b) { return a.path < b.path; });
-  MOH_CHECK(n == 0 || r.images > 0, "none of the ", n, " images of '", ds.root, "' could be read (first error: ",
+  MOH_CHECK(!o.require_readable || n == 0 || r.images > 0, "none of the ", n, " images of '", ds.root,
+            "' could be read (first error: ",
             r.failures.empty() ? std::string("?") : r.failures.front().path + ": " + r.failures.front().error,
             "); check the dataset folder and its format");
   return r;
@@ -352,21 +353,6 @@ void write_per_class_csv(const std::string& path, const EvalResult& r, Classifie
        << csv_field(clf.label((int64_t)c)) << "," << s.images << "," << s.top1 << "," << s.topk << "," << acc << "\n";
   }
   write_file_atomic(path, os.str());
-}
-
-std::string file_fast_hash(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  MOH_CHECK(in.good(), "cannot open '", path, "' to hash it");
-  std::vector<char> buf(1 << 20);
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (in) {
-    in.read(buf.data(), (std::streamsize)buf.size());
-    const auto got = in.gcount();
-    if (got > 0) crc = crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), (uInt)got);
-  }
-  char out[32];
-  std::snprintf(out, sizeof out, "crc32:%08lx", (unsigned long)crc);
-  return out;
 }
 
 }  // namespace moh::vit

@@ -59,6 +59,10 @@ struct EvalOptions {
   int workers = 2;          // decode/preprocess threads (single-threaded each, beside the model's threads)
   int topk = 5;             // the "top-5" of the report (clipped to num_classes)
   bool progress = true;     // progress bar on stderr
+  // Called after each batch with the images it consumed (decoded or not): multi-process progress.
+  std::function<void(int64_t)> on_progress;
+  // false: no error when not one image could be read (a shard of a multi-process run; checked after reducing).
+  bool require_readable = true;
 };
 
 struct ClassStats {
@@ -91,8 +95,5 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
 
 // Per-class CSV (classes with at least one image): index, id, name, images, top-1/top-k correct and accuracy (%).
 void write_per_class_csv(const std::string& path, const EvalResult& r, Classifier& clf);
-
-// A fast content hash of a weights file ("crc32:xxxxxxxx", zlib crc32 over all bytes).
-std::string file_fast_hash(const std::string& path);
 
 }  // namespace moh::vit

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
+
+#include "common/error.h"
 
 namespace moh::bench {
 
@@ -30,6 +33,41 @@ void report(const std::string& name, const Timing& t, const std::string& extra) 
   std::printf("%-48s %10.3f ms  (min %.3f, max %.3f)%s%s\n", name.c_str(), t.median_ms, t.min_ms, t.max_ms,
               extra.empty() ? "" : "  ", extra.c_str());
   std::fflush(stdout);
+}
+
+Against::Against(const std::string& p) : path(p) {
+  std::ifstream f(p);
+  MOH_CHECK(f.good(), "--against: cannot open '", p, "' (write it with scripts/bench-official.py --out FILE)");
+  try {
+    f >> doc;
+  } catch (const nlohmann::json::exception& e) {
+    throw Error("--against: '" + p + "' is not valid JSON (" + e.what() + ")");
+  }
+  MOH_CHECK(doc.is_object() && doc.value("device", "") == "cpu" && doc.value("dtype", "") == "fp32", "--against: '", p,
+            "' is not a bench-official.py CPU fp32 result");
+  const int threads = doc.value("threads", 0);
+  const int ours = at::get_num_threads();
+  MOH_CHECK(threads == ours, "--against: '", p, "' was measured with ", threads, " threads, this run uses ", ours,
+            " (set OMP_NUM_THREADS to the same value for both)");
+}
+
+const nlohmann::json* Against::official_case(const std::string& family, const std::string& key,
+                                             const std::string& value, int64_t batch) const {
+  if (!doc.contains(family)) return nullptr;
+  for (const auto& c : doc[family]) {
+    if (c.value(key, "") != value) continue;
+    MOH_CHECK(c.value("batch", int64_t{-1}) == batch, "--against: '", path, "' has ", family, " ", value, " at batch ",
+              c.value("batch", int64_t{-1}), ", this run uses batch ", batch);
+    return &c;
+  }
+  return nullptr;
+}
+
+std::string against_text(double official, double ours, const char* unit, bool higher_is_better) {
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "official %.2f %s, ours %.2f %s: ours/official x%.2f", official, unit, ours, unit,
+                higher_is_better ? ours / official : official / ours);
+  return buf;
 }
 
 }  // namespace moh::bench

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,8 @@ struct BenchOptions {
   std::string weights;   // optional checkpoint; random weights when empty
   std::string json_out;  // optional path for machine-readable results
   std::vector<std::string> only;  // sub-benchmarks to run (empty = all)
+  bool profile = false;           // after timing, print a per-operator profile of extra runs (bench_profile.h)
+  std::string against;            // JSON from scripts/bench-official.py: print its figures and the ratio
 };
 
 struct Timing {
@@ -29,6 +32,20 @@ Timing time_it(const std::function<void()>& fn, const torch::Device& device, int
 
 // One result line, printed as "name: 1.234 ms (min 1.2, max 1.3)" plus extra text.
 void report(const std::string& name, const Timing& t, const std::string& extra = "");
+
+// --against: the JSON scripts/bench-official.py wrote. official_case returns the entry of `family` ("vit" or "dit")
+// whose `key` equals `value` (nullptr when absent); it throws when the file cannot be read or the entry was measured
+// with another batch, thread count or dtype than ours (a ratio of different workloads means nothing).
+struct Against {
+  nlohmann::json doc;
+  explicit Against(const std::string& path);
+  const nlohmann::json* official_case(const std::string& family, const std::string& key, const std::string& value,
+                                      int64_t batch) const;
+  std::string path;
+};
+
+// "official 2.14 img/s, ours 4.30 img/s: ours/official x2.01" style text for one case (higher_is_better: img/s).
+std::string against_text(double official, double ours, const char* unit, bool higher_is_better);
 
 int bench_attention(const BenchOptions& o);
 int bench_dit(const BenchOptions& o);

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/bench/bench_common.h"
+#include "apps/bench/bench_profile.h"
 #include "common/atomic_file.h"
 #include "common/device.h"
 #include "common/error.h"
@@ -62,6 +63,8 @@ int bench_dit(const BenchOptions& o) {
   const std::string where = dtype_to_string(dtype) + " on " + device_to_string(device);
   const bool anchor_model = cfg.name == dit::dit_preset("MoH-DiT-XL/2-90").name && cfg.input_size == 32;
 
+  std::optional<Against> against;
+  if (!o.against.empty()) against.emplace(o.against);
   torch::NoGradGuard no_grad;
   dit::DiT model(cfg);
   model->to(device, dtype);
@@ -90,6 +93,12 @@ int bench_dit(const BenchOptions& o) {
     auto y = torch::cat({torch::randint(0, cfg.num_classes, {n}, opts.dtype(torch::kInt64)),
                          torch::full({n}, cfg.null_class(), opts.dtype(torch::kInt64))});
     const auto tm = time_it([&] { model->forward(x, t, y); }, device, o.warmup, o.iters);
+    if (o.profile) {
+      OpProfiler prof;
+      const int runs = std::max(1, std::min(o.iters, 3));
+      for (int i = 0; i < runs; ++i) model->forward(x, t, y);
+      prof.print(20, runs, "dit forward " + cfg.name);
+    }
     if (cuda && anchor_model && b == 64)
       std::snprintf(extra, sizeof extra, "batch %lld %s (official eager anchor %.1f ms: x%.2f; torch.compile %.1f ms: x%.2f)",
                     (long long)b, where.c_str(), kAnchorForwardMs, kAnchorForwardMs / tm.median_ms,
@@ -101,6 +110,15 @@ int bench_dit(const BenchOptions& o) {
     results.push_back({{"name", "forward"}, {"model", cfg.name}, {"batch", b}, {"median_ms", tm.median_ms},
                        {"min_ms", tm.min_ms}, {"max_ms", tm.max_ms}, {"anchor_ms", kAnchorForwardMs},
                        {"anchor_compiled_ms", kAnchorForwardCompiledMs}});
+    if (against) {
+      const auto* off = against->official_case("dit", "model", cfg.name, b);
+      MOH_CHECK(off, "--against: '", o.against, "' has no dit forward of ", cfg.name, " (run bench-official.py --dit ",
+                cfg.name, ")");
+      const double off_ms = off->at("median_ms").template get<double>();
+      std::printf("  vs official (%s): %s\n", o.against.c_str(), against_text(off_ms, tm.median_ms, "ms", false).c_str());
+      std::fflush(stdout);
+      results.back().update({{"official_ms", off_ms}, {"ours_over_official", off_ms / tm.median_ms}});
+    }
   }
 
   if (want("vae")) {
