@@ -28,11 +28,14 @@ int main(int argc, char** argv) {
                     "official figure next to ours and the ratio");
     dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");
     vit->add_option("--weights", o.weights, "ViT safetensors (random weights when omitted)");
+    int threads = 0;
+    moh::add_threads_option(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
       return app.exit(e);
     }
+    moh::apply_threads_option(threads);
     if (att->parsed()) return moh::bench::bench_attention(o);
     if (dit->parsed()) return moh::bench::bench_dit(o);
     return moh::bench::bench_vit(o);

@@ -1,6 +1,8 @@
 // Training building blocks (see train_utils.h).
 #include "common/train_utils.h"
 
+#include "common/interrupt.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <chrono>
@@ -328,6 +330,7 @@ void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
         options_.lr.total_steps = fit;  // warm-up is over or unaffected; the cosine now ends at `fit`
       }
     }
+    throw_if_interrupted();  // Ctrl-C / SIGTERM: stop between steps (the last checkpoint stays valid)
     const double lr = options_.lr.at(step_);
     flat_->zero_grad();
     StepLosses l = forward(step_);
