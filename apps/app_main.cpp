@@ -1,6 +1,7 @@
 // Shared main() wrapper and common options of the CLI apps (see app_main.h).
 #include "apps/app_main.h"
 
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
@@ -35,11 +36,17 @@ int run_app(const char* name, const std::function<int()>& body) {
 void add_threads_option(CLI::App& app, int& threads) {
   threads = 0;
   app.add_option("--threads", threads,
-                 "CPU threads for the model (LibTorch and BLAS together; default " +
-                     std::to_string(available_cores()) + " = every available core)")
+                 "CPU threads for the model (LibTorch and BLAS together; default: OMP_NUM_THREADS when set, "
+                 "else " + std::to_string(available_cores()) + " = every available core)")
       ->check(CLI::NonNegativeNumber);
 }
 
-void apply_threads_option(int threads) { set_cpu_threads(threads); }
+void apply_threads_option(int threads) {
+  // No --threads: an OMP_NUM_THREADS the user set still decides (scripts and benchmarks rely on it); otherwise
+  // every available core.
+  if (threads <= 0)
+    if (const char* env = std::getenv("OMP_NUM_THREADS")) threads = std::atoi(env);
+  set_cpu_threads(threads);
+}
 
 }  // namespace moh

@@ -12,6 +12,6 @@ int run_app(const char* name, const std::function<int()>& body);
 // --threads N: CPU threads for LibTorch and BLAS together (default: every available core, the fast setting).
 // Call apply_threads_option() after parsing.
 void add_threads_option(CLI::App& app, int& threads);
-void apply_threads_option(int threads);
+void apply_threads_option(int threads);  // threads <= 0: OMP_NUM_THREADS if set, else all cores
 
 }  // namespace moh

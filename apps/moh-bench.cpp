@@ -10,7 +10,9 @@ int main(int argc, char** argv) {
                  "measured in the same run. Random weights unless --weights is given."};
     app.require_subcommand(1);
     moh::bench::BenchOptions o;
-    auto common = [&o](CLI::App* s) {
+    int threads = 0;
+    auto common = [&o, &threads](CLI::App* s) {
+      moh::add_threads_option(*s, threads);
       s->add_option("--device", o.device, "auto|cpu|cuda[:N] (default auto)");
       s->add_option("--dtype", o.dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
       s->add_option("--warmup", o.warmup, "untimed warm-up runs (default 3)");
@@ -28,8 +30,6 @@ int main(int argc, char** argv) {
                     "official figure next to ours and the ratio");
     dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");
     vit->add_option("--weights", o.weights, "ViT safetensors (random weights when omitted)");
-    int threads = 0;
-    moh::add_threads_option(app, threads);
     try {
       app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

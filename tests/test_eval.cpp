@@ -283,3 +283,29 @@ TEST_CASE("moh-eval fails clearly when no image can be read, and --json - writes
   const auto j = nlohmann::json::parse(out.substr(brace));
   CHECK(j.at("images") == 1);
 }
+
+TEST_CASE("--threads sets the model's CPU threads; the default is every core unless OMP_NUM_THREADS says otherwise",
+          "[eval]") {
+  auto f = make_fixture();
+  std::vector<std::pair<std::string, torch::Tensor>> w(f.weights.begin(), f.weights.end());
+  moh::write_safetensors(f.dir + "/tiny.safetensors", w);
+  moh::vit::save_vit_config(f.cfg, f.dir + "/tiny.json");
+  const auto root = f.dir + "/data";
+  fs::create_directories(root + "/cls0");
+  fs::copy_file(f.sources[0], root + "/cls0/a.png");
+  const std::string args = " --model " + f.dir + "/tiny.json --weights " + f.dir + "/tiny.safetensors --device cpu -q" +
+                           " --data " + root + " --json - 2>/dev/null";
+  auto threads_of = [&](const std::string& prefix, const std::string& extra) {
+    std::string out;
+    const int rc = moh::test::run_command(prefix + moh::test::bin_path("moh-eval") + args + extra, &out);
+    INFO(out);
+    REQUIRE(rc == 0);
+    return nlohmann::json::parse(out.substr(out.find('{'))).at("settings").at("threads").get<int>();
+  };
+  std::string nproc;
+  REQUIRE(moh::test::run_command("nproc", &nproc) == 0);  // the cores this process may use (sched affinity)
+  CHECK(threads_of("env -u OMP_NUM_THREADS ", "") == std::stoi(nproc));
+  CHECK(threads_of("env -u OMP_NUM_THREADS ", " --threads 1") == 1);
+  CHECK(threads_of("OMP_NUM_THREADS=1 ", "") == 1);
+  CHECK(threads_of("OMP_NUM_THREADS=1 ", " --threads 3") == 3);
+}
