@@ -2,6 +2,7 @@
 #include "common/train_utils.h"
 
 #include "common/interrupt.h"
+#include "common/seed_mix.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -181,14 +182,6 @@ void Ema::load(const std::map<std::string, torch::Tensor>& tensors, const std::s
 }
 
 // ---------------------------------------------------------------- randomness and data order
-namespace {
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-}  // namespace
 
 uint64_t mix_seed(uint64_t seed, uint64_t stream, uint64_t step) {
   return splitmix64(splitmix64(splitmix64(seed) ^ stream) ^ step);

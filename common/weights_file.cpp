@@ -101,4 +101,13 @@ void load_weights_into(torch::nn::Module& module, const WeightsFile& file, LoadO
   for (const auto& name : file.names()) file.release(name);  // the module holds copies now: unmap the pages read
 }
 
+nlohmann::json metadata_json(const std::map<std::string, std::string>& meta, const std::string& key,
+                             const std::string& path) {
+  try {
+    return nlohmann::json::parse(meta.at(key));
+  } catch (const std::exception& e) {
+    throw Error("weights file '" + path + "': metadata '" + key + "' is not valid JSON (" + e.what() + ")");
+  }
+}
+
 }  // namespace moh

@@ -14,19 +14,13 @@
 #include "common/dist_progress.h"
 #include "common/error.h"
 #include "common/image_io.h"
+#include "common/seed_mix.h"
 #include "common/threads.h"
 
 namespace moh::dit {
 namespace fs = std::filesystem;
 
 namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
 
 constexpr const char* kSidecar = "generation.json";
 

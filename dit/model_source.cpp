@@ -11,15 +11,6 @@
 namespace moh::dit {
 namespace {
 
-nlohmann::json meta_json(const std::map<std::string, std::string>& meta, const std::string& key,
-                         const std::string& path) {
-  try {
-    return nlohmann::json::parse(meta.at(key));
-  } catch (const std::exception& e) {
-    throw Error("weights file '" + path + "': metadata '" + key + "' is not valid JSON (" + e.what() + ")");
-  }
-}
-
 std::vector<std::string> string_list(const nlohmann::json& j, const std::string& where) {
   MOH_CHECK(j.is_array(), where, ": \"class_names\" must be a list of strings");
   std::vector<std::string> out;
@@ -88,13 +79,13 @@ DiTModelSource resolve_dit_source(const std::string& weights, const std::string&
     MOH_CHECK(kind == meta.end() || kind->second == "dit", "weights file '", weights, "' holds a '", kind->second,
               "' model, not a MoH-DiT");
     if (meta.count("config")) {
-      src.config = DiTConfig::from_json(meta_json(meta, "config", weights), "weights '" + weights + "' config");
+      src.config = DiTConfig::from_json(metadata_json(meta, "config", weights), "weights '" + weights + "' config");
       src.config_origin = "weights metadata";
       have_config = true;
       if (meta.count("class_names"))
-        src.class_names = string_list(meta_json(meta, "class_names", weights), "weights '" + weights + "'");
+        src.class_names = string_list(metadata_json(meta, "class_names", weights), "weights '" + weights + "'");
       src.pixel_space = meta.count("pixel_space") && meta.at("pixel_space") == "1";
-      if (meta.count("sampling")) src.sampling = meta_json(meta, "sampling", weights);
+      if (meta.count("sampling")) src.sampling = metadata_json(meta, "sampling", weights);
     }
   }
   if (!model_spec.empty()) {

@@ -9,15 +9,6 @@
 namespace moh::vit {
 namespace {
 
-nlohmann::json parse_meta_json(const std::map<std::string, std::string>& meta, const std::string& key,
-                               const std::string& path) {
-  try {
-    return nlohmann::json::parse(meta.at(key));
-  } catch (const std::exception& e) {
-    throw Error("weights file '" + path + "': metadata '" + key + "' is not valid JSON (" + e.what() + ")");
-  }
-}
-
 // The architecture part of a config: what must agree between a --model and the weights' own config.
 nlohmann::json architecture(const ViTConfig& c) {
   auto j = vit_config_to_json(c);
@@ -51,13 +42,13 @@ ViTModelSource resolve_vit_source(const std::string& weights, const std::string&
     MOH_CHECK(kind == meta.end() || kind->second == "vit", "weights file '", weights, "' holds a '", kind->second,
               "' model, not a MoH-ViT classifier");
     if (meta.count("config")) {
-      from_meta = vit_config_from_json(parse_meta_json(meta, "config", weights), "weights '" + weights + "' config");
+      from_meta = vit_config_from_json(metadata_json(meta, "config", weights), "weights '" + weights + "' config");
       if (meta.count("class_names") && from_meta->class_names.empty())
-        from_meta->class_names = parse_meta_json(meta, "class_names", weights).get<std::vector<std::string>>();
+        from_meta->class_names = metadata_json(meta, "class_names", weights).get<std::vector<std::string>>();
       from_meta->validate("weights '" + weights + "' config");
     }
     if (meta.count("preprocess"))
-      src.fmnist = FmnistPreprocess::from_json(parse_meta_json(meta, "preprocess", weights),
+      src.fmnist = FmnistPreprocess::from_json(metadata_json(meta, "preprocess", weights),
                                                "weights '" + weights + "' preprocess");
   }
 
