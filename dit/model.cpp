@@ -203,8 +203,9 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   auto silu_c = torch::silu(c);  // shared by every adaLN_modulation (each starts with SiLU)
   for (size_t i = 0; i < block_list_.size(); ++i) {
     DiTBlockDebug bd;
-    h = block_list_[i]->forward(h, silu_c, debug ? &bd : nullptr);
+    h = block_list_[i]->forward(h, silu_c, debug || gate_recorder_ ? &bd : nullptr);
     const std::string name = "blocks." + std::to_string(i);
+    if (gate_recorder_) gate_recorder_(name, bd.gates);
     record(name, h);
     record(name + ".attn", bd.attn);
     record(name + ".attn.gates", bd.gates);

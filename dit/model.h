@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 
+#include "common/routes_stats.h"
 #include "dit/config.h"
 #include "dit/dit_layers.h"
 #include "dit/moh_attention.h"
@@ -134,6 +135,9 @@ class DiTImpl : public torch::nn::Module {
   torch::Tensor unpatchify(const torch::Tensor& x) const;
 
   const DiTConfig& config() const { return cfg_; }
+  // Optional: called in every forward with each block's name ("blocks.{i}") and its gates [B, T, h] (with CFG the
+  // doubled batch: conditional rows first); empty (the default) records nothing. Used by moh-routes (dit/routes.h).
+  void set_gate_recorder(GateRecorder recorder) { gate_recorder_ = std::move(recorder); }
   // The 2-D sin-cos table [1, T, C] as the official get_2d_sincos_pos_embed (float64 math, cast to fp32).
   static torch::Tensor sincos_pos_embed(int64_t hidden_size, int64_t grid_size);
 
@@ -146,6 +150,7 @@ class DiTImpl : public torch::nn::Module {
 
  private:
   DiTConfig cfg_;
+  GateRecorder gate_recorder_;
   std::vector<DiTBlock> block_list_;  // typed handles to blocks (the ModuleList holds the same modules)
 };
 TORCH_MODULE(DiT);

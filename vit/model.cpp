@@ -47,13 +47,14 @@ BlockImpl::BlockImpl(const AttentionOptions& o, int64_t mlp_hidden, double norm_
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
-                                 ViTRecord* record, const std::string& name) {
+                                 ViTRecord* record, const std::string& name, const GateRecorder* gate_recorder) {
   AttentionDebug dbg;
-  auto* d = record ? &dbg : nullptr;
+  auto* d = record || gate_recorder ? &dbg : nullptr;
   auto u = norm1(x);
   auto a = attn_full ? attn_full->forward(u, H, W, tables, d) : attn_agg->forward(u, H, W, tables, d);
   auto y = x + a;
   y = y + mlp(norm2(y), H, W);
+  if (gate_recorder) (*gate_recorder)(name, dbg.gates);
   if (record) {
     (*record)[name + ".attn"] = a;
     (*record)[name + ".attn.gates"] = dbg.gates;
@@ -124,7 +125,8 @@ torch::Tensor TransNeXtImpl::forward_features(const torch::Tensor& x_in, ViTReco
     if (record) (*record)["patch_embed" + sn] = x;
     const auto tables = tables_[s].like(x);
     for (size_t j = 0; j < blocks[s]->size(); ++j)
-      x = blocks[s]->ptr<BlockImpl>(j)->forward(x, H, W, tables, record, "block" + sn + "." + std::to_string(j));
+      x = blocks[s]->ptr<BlockImpl>(j)->forward(x, H, W, tables, record, "block" + sn + "." + std::to_string(j),
+                                                gate_recorder_ ? &gate_recorder_ : nullptr);
     x = norms[s](x);
     if (record) (*record)["norm" + sn] = x;
     // Next stem conv wants NCHW: a channels-last view of the tokens, no copy.

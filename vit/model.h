@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/routes_stats.h"
 #include "vit/attention.h"
 #include "vit/config.h"
 #include "vit/cpb.h"
@@ -41,7 +42,8 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const AttentionOptions& attn, int64_t mlp_hidden, double norm_eps);
   torch::Tensor forward(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
-                        ViTRecord* record = nullptr, const std::string& name = "");
+                        ViTRecord* record = nullptr, const std::string& name = "",
+                        const GateRecorder* gate_recorder = nullptr);  // gate_recorder: sees (name, gates [B, N, h])
   bool aggregated() const { return !attn_full; }
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
@@ -73,6 +75,9 @@ class TransNeXtImpl : public torch::nn::Module {
   // relative_coords_table{s}, block{s}.{j}.attn.seq_length_scale / .padding_mask), on the CPU.
   std::map<std::string, torch::Tensor> official_buffers() const;
   const CpbTables& cpb_tables(int stage) const { return tables_.at(stage).host(); }
+  // Optional: called in every forward with each block's name ("block{s}.{j}") and its gates [B, N, h]; empty (the
+  // default) records nothing. Used by moh-routes / moh-eval --routes-stats (vit/routes.h).
+  void set_gate_recorder(GateRecorder recorder) { gate_recorder_ = std::move(recorder); }
 
   std::vector<OverlapPatchEmbed> patch_embed;
   std::vector<torch::nn::ModuleList> blocks;
@@ -82,6 +87,7 @@ class TransNeXtImpl : public torch::nn::Module {
  private:
   ViTConfig cfg_;
   std::vector<DeviceCpbTables> tables_;
+  GateRecorder gate_recorder_;
 };
 TORCH_MODULE(TransNeXt);
 
