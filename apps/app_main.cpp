@@ -33,6 +33,16 @@ int run_app(const char* name, const std::function<int()>& body) {
   }
 }
 
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);  // prints help, or the error and "Run with --help for more information."
+    return rc == 0 ? 0 : 1;      // CLI11's own codes (105, 106, ...) would say nothing the docs promise
+  }
+  return std::nullopt;
+}
+
 void add_threads_option(CLI::App& app, int& threads) {
   threads = 0;
   app.add_option("--threads", threads,

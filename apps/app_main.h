@@ -4,10 +4,15 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <optional>
 
 namespace moh {
 
 int run_app(const char* name, const std::function<int()>& body);
+
+// Parses the command line; returns the exit code when the app should stop: 0 after --help, 1 after a bad
+// flag or value (CLI11's message and a pointer to --help on stderr). Empty: go on.
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv);
 
 // --threads N: CPU threads for LibTorch and BLAS together (default: every available core, the fast setting).
 // Call apply_threads_option() after parsing.

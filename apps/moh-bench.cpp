@@ -30,11 +30,7 @@ int main(int argc, char** argv) {
                     "official figure next to ours and the ratio");
     dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");
     vit->add_option("--weights", o.weights, "ViT safetensors (random weights when omitted)");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::apply_threads_option(threads);
     if (att->parsed()) return moh::bench::bench_attention(o);
     if (dit->parsed()) return moh::bench::bench_dit(o);

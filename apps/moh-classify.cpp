@@ -9,7 +9,9 @@
 #include "common/atomic_file.h"
 #include "common/device.h"
 #include "common/error.h"
-#include "vit/classify.h"
+#include "vit/agreement.h"
+#include "vit/classifier.h"
+#include "vit/image_inputs.h"
 #include "vit/config.h"
 
 int main(int argc, char** argv) {
@@ -38,11 +40,7 @@ int main(int argc, char** argv) {
     app.add_flag("--agreement", agreement, "inputs are pictures written by moh-generate (NNNNNN_<class>_<name>.png): "
                                            "also print, per requested class, how many were classified as that class");
     app.add_flag("--no-list", quiet_list, "do not print the per-image top-k lists (with --agreement: the table only)");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     MOH_CHECK(topk >= 1, "--topk must be >= 1 (got ", topk, ")");
     MOH_CHECK(batch >= 1, "--batch-size must be >= 1 (got ", batch, ")");
     MOH_CHECK(!weights.empty() || random_weights,
@@ -52,14 +50,19 @@ int main(int argc, char** argv) {
     MOH_CHECK(weights.empty() || !random_weights, "--weights and --random-weights exclude each other");
     MOH_CHECK(!random_weights || !model.empty(), "--random-weights needs --model (which architecture to initialise)");
     moh::apply_threads_option(threads);
-    const auto source = moh::vit::resolve_vit_source(weights, model);
-    const auto& cfg = source.config;
-    const auto dev = moh::parse_device(device);
-    const auto dt = moh::parse_dtype(dtype, dev);
     const auto files = moh::vit::expand_image_inputs(inputs);
     if (random_weights)
       std::cerr << "moh-classify: warning: --random-weights: the model is untrained and its predictions mean nothing\n";
-    moh::vit::Classifier clf(source, dev, dt);
+    moh::vit::ClassifierOptions co;
+    co.weights = weights;
+    co.model = model;
+    co.device = device;
+    co.dtype = dtype;
+    co.random_weights = random_weights;
+    moh::vit::Classifier clf(co);
+    const auto& cfg = clf.config();
+    const auto dev = clf.device();
+    const auto dt = clf.dtype();
 
     const bool text = json_out != "-";
     int failed = 0;

@@ -82,11 +82,7 @@ int main(int argc, char** argv) {
                                       "MoH-DiT-XL/2-90)");
     int threads = 0;
     moh::add_threads_option(app, threads);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::apply_threads_option(threads);
     std::optional<torch::Dtype> target;
     if (dtype == "fp32") target = torch::kFloat32;

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "apps/app_main.h"
 #include "common/atomic_file.h"
@@ -15,8 +16,8 @@
 #include "common/sha256.h"
 #include "common/threads.h"
 #include "vit/config.h"
-#include "vit/evaluate.h"
-#include "vit/evaluate_dist.h"
+#include "vit/routes.h"
+#include "vit/evaluator.h"
 
 int main(int argc, char** argv) {
   return moh::run_app("moh-eval", [&]() -> int {
@@ -28,7 +29,8 @@ int main(int argc, char** argv) {
                  "Several processes (each evaluates every N-th image; rank 0 prints and writes the summed results):\n"
                  "  scripts/torchrun.sh --nproc_per_node 4 --no_python moh-eval --weights ... --data ...\n"
                  "  srun --ntasks 4 moh-eval --weights ... --data ..."};
-    std::string model, weights, data, labels, split = "test", device = "auto", dtype = "auto", csv, json_out;
+    std::string model, weights, data, labels, split = "test", device = "auto", dtype = "auto", csv, json_out,
+        predictions_csv;
     int64_t limit = 0;
     int threads = 0;
     moh::vit::EvalOptions o;
@@ -49,13 +51,14 @@ int main(int argc, char** argv) {
     moh::add_threads_option(app, threads);
     moh::dist::add_dist_options(app, dist_opts);
     app.add_option("--csv", csv, "write per-class accuracy to this CSV file");
+    app.add_option("--predictions", predictions_csv, "write each image's label and predicted class to this CSV file");
     app.add_option("--json", json_out, "write a summary JSON to this file ('-' = standard output; top1/top5 in percent)");
+    std::string routes_csv;
+    app.add_option("--routes-stats", routes_csv, "write the MoH routing per class to this CSV file: for every class, "
+                                                 "routed layer and routed head, the fraction of the class's tokens "
+                                                 "that selected the head (its mean load), e.g. --routes-stats loads.csv");
     app.add_flag("-q,--quiet", quiet, "no progress bar");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::dist::Group group(dist_opts);  // before any heavy work: a rank that cannot join fails fast
     moh::apply_threads_option(threads == 0 && group.multi() ? moh::dist::default_threads(group) : threads);
     const auto source = moh::vit::resolve_vit_source(weights, model);
@@ -74,7 +77,13 @@ int main(int argc, char** argv) {
                                   : std::string())
                 << "\n";
     moh::vit::Classifier clf(source, dev, dt);
-    const auto r = moh::vit::evaluate_sharded(clf, ds, o, group);
+    std::optional<moh::RouteClassStats> routes;
+    if (!routes_csv.empty()) {
+      routes.emplace(moh::vit::vit_route_class_stats(cfg));
+      o.routes = &*routes;
+    }
+    const auto r = moh::vit::Evaluator(clf, o, &group).run(ds);
+    if (routes && group.multi()) routes->all_reduce(group);  // every rank saw its own shard
     if (!group.is_main()) return 0;  // rank 0 reports for the whole job (its exit code says whether images failed)
 
     char line[256];
@@ -85,6 +94,8 @@ int main(int argc, char** argv) {
     for (const auto& f : r.failures) std::cerr << "moh-eval: unreadable '" << f.path << "': " << f.error << "\n";
 
     if (!csv.empty()) moh::vit::write_per_class_csv(csv, r, clf);
+    if (routes) routes->write_csv(routes_csv, [&](int64_t c) { return clf.label(c); });
+    if (!predictions_csv.empty()) moh::vit::write_predictions_csv(predictions_csv, ds, r, clf);
     if (!json_out.empty()) {
       nlohmann::json j;
       j["model"] = cfg.name;

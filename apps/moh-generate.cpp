@@ -101,11 +101,7 @@ int main(int argc, char** argv) {
     moh::add_threads_option(app, threads);
     moh::dist::add_dist_options(app, dist_opts);
     app.add_flag("-q,--quiet", quiet, "no progress bar");
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     p.progress = !quiet;
     const bool fid = o_fid->count() > 0;
     if (fid) {

@@ -35,11 +35,7 @@ int main(int argc, char** argv) {
     app.add_flag("-q,--quiet", quiet, "print only one line per file");
     int threads = 0;
     moh::add_threads_option(app, threads);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::apply_threads_option(threads);
     const auto runners = all_runners();
     int failed = 0, unsupported = 0, errors = 0, passed = 0;

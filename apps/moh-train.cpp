@@ -79,11 +79,7 @@ int main(int argc, char** argv) {
                                                               "schedule fitted to them) when --steps would not fit");
     int threads = 0;
     moh::add_threads_option(app, threads);
-    try {
-      app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-      return app.exit(e);
-    }
+    if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::apply_threads_option(threads);
 
     const nlohmann::json j = read_json(config_path);

@@ -20,7 +20,9 @@
 #include "common/weights.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"
-#include "vit/classify.h"
+#include "vit/agreement.h"
+#include "vit/classifier.h"
+#include "vit/image_inputs.h"
 
 namespace {
 namespace fs = std::filesystem;

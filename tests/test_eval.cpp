@@ -18,7 +18,7 @@
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"
-#include "vit/evaluate.h"
+#include "vit/evaluator.h"
 
 namespace {
 namespace fs = std::filesystem;

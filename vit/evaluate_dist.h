@@ -5,7 +5,7 @@
 // (DistributedSampler without padding, so no image counts twice).
 #pragma once
 #include "common/distributed.h"
-#include "vit/evaluate.h"
+#include "vit/evaluator.h"
 
 namespace moh::vit {
 

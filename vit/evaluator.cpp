@@ -1,6 +1,6 @@
 // ImageNet-style evaluation (MoH-ViT/engine.py `evaluate` + datasets.py ImageFolder, timm `accuracy`): decode and
 // preprocess in worker threads feeding a bounded queue while the calling thread runs the model.
-#include "vit/evaluate.h"
+#include "vit/evaluator.h"
 
 
 #include <algorithm>
@@ -11,8 +11,9 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
-#include <fstream>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -20,156 +21,14 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/imagenet.h"
-#include "common/idx.h"
+#include "common/distributed.h"
+#include "vit/evaluate_dist.h"
 #include "common/progress.h"
 #include "common/threads.h"
 
 namespace moh::vit {
 namespace fs = std::filesystem;
 
-// ------------------------------------------------------------------------------------------------- listing
-int64_t class_index_from_digits(const std::string& name) {
-  if (name.empty() || !std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) return -1;
-  const auto first = name.find_first_not_of('0');
-  const size_t significant = first == std::string::npos ? 0 : name.size() - first;
-  MOH_CHECK(significant <= 12, "class '", name, "' is a number with ", significant,
-            " digits, too large to be a class index; name class folders by index, class name or wnid");
-  return first == std::string::npos ? 0 : std::stoll(name.substr(first));
-}
-
-ClassResolver class_resolver(const ViTConfig& cfg) {
-  return [cfg](const std::string& name) -> int64_t {
-    for (size_t i = 0; i < cfg.class_names.size(); ++i)
-      if (cfg.class_names[i] == name) return (int64_t)i;
-    const int64_t v = class_index_from_digits(name);
-    if (v >= 0) return v < cfg.num_classes ? v : -1;
-    if (cfg.num_classes == 1000 && cfg.class_names.empty()) {
-      try {
-        return resolve_imagenet_class(name);
-      } catch (const Error&) {
-        return -1;
-      }
-    }
-    return -1;
-  };
-}
-
-EvalDataset list_imagefolder(const std::string& root_in, const ClassResolver& resolve, int64_t num_classes) {
-  std::error_code ec;
-  MOH_CHECK(fs::is_directory(root_in, ec), "dataset folder '", root_in, "' does not exist or is not a folder");
-  EvalDataset ds;
-  ds.root = fs::is_directory(fs::path(root_in) / "val", ec) ? (fs::path(root_in) / "val").string() : root_in;
-  ds.layout = "imagefolder";
-  std::vector<std::string> classes;
-  fs::directory_iterator it(ds.root, fs::directory_options::follow_directory_symlink, ec), end;
-  MOH_CHECK(!ec, "cannot list dataset folder '", ds.root, "': ", ec.message());
-  for (; it != end; it.increment(ec)) {
-    if (ec) break;
-    std::error_code ec2;
-    if (it->is_directory(ec2)) classes.push_back(it->path().filename().string());
-  }
-  std::sort(classes.begin(), classes.end());
-  MOH_CHECK(!classes.empty(), "dataset folder '", ds.root, "' has no class sub-folders (expected <class>/<image> ",
-            "files, ImageNet style val/<wnid>/*.JPEG); for a flat folder pass --labels FILE");
-  std::vector<int64_t> index(classes.size());
-  bool all_known = true;
-  std::set<int64_t> used;
-  for (size_t i = 0; i < classes.size(); ++i) {
-    index[i] = resolve(classes[i]);
-    all_known = all_known && index[i] >= 0 && used.insert(index[i]).second;
-  }
-  if (all_known) {
-    ds.mapping = "folder names";
-  } else {
-    // torchvision ImageFolder: classes numbered in sorted folder order.
-    MOH_CHECK((int64_t)classes.size() <= num_classes, "dataset folder '", ds.root, "' has ", classes.size(),
-              " class folders but the model has ", num_classes, " classes, and the folder names are not class ",
-              "names/ids of the model; rename the folders (e.g. ImageNet wnids) or pass --labels");
-    for (size_t i = 0; i < classes.size(); ++i) index[i] = (int64_t)i;
-    ds.mapping = "sorted folder order";
-  }
-  for (size_t i = 0; i < classes.size(); ++i) {
-    for (auto& f : list_image_files((fs::path(ds.root) / classes[i]).string())) ds.samples.push_back({f, index[i]});
-  }
-  MOH_CHECK(!ds.samples.empty(), "dataset folder '", ds.root, "' has class folders but no image files");
-  return ds;
-}
-
-EvalDataset list_labeled_folder(const std::string& root, const std::string& labels_file,
-                                const ClassResolver& resolve) {
-  std::error_code ec;
-  MOH_CHECK(fs::is_directory(root, ec), "dataset folder '", root, "' does not exist or is not a folder");
-  std::ifstream in(labels_file);
-  MOH_CHECK(in.good(), "cannot open label file '", labels_file, "'");
-  EvalDataset ds;
-  ds.root = root;
-  ds.layout = "labels-file";
-  ds.mapping = "label file";
-  std::string line;
-  for (int lineno = 1; std::getline(in, line); ++lineno) {
-    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-    const auto first = line.find_first_not_of(" \t");
-    if (first == std::string::npos || line[first] == '#') continue;
-    // The label is the last field, so file names may contain spaces.
-    const auto split = line.find_last_of(" \t");
-    MOH_CHECK(split != std::string::npos && split > first, "label file '", labels_file, "' line ", lineno,
-              ": expected 'filename label', got '", line, "'");
-    std::string file = line.substr(first, split - first);
-    while (!file.empty() && (file.back() == ' ' || file.back() == '\t')) file.pop_back();
-    const std::string label = line.substr(split + 1);
-    const auto idx = resolve(label);
-    MOH_CHECK(idx >= 0, "label file '", labels_file, "' line ", lineno, ": label '", label,
-              "' is not a class of this model (use a class index, an ImageNet wnid or a class name)");
-    const fs::path p(file);
-    ds.samples.push_back({p.is_absolute() ? file : (fs::path(root) / p).string(), idx});
-  }
-  MOH_CHECK(!ds.samples.empty(), "label file '", labels_file, "' lists no images");
-  return ds;
-}
-
-bool has_idx_files(const std::string& root) {
-  std::error_code ec;
-  if (!fs::is_directory(root, ec)) return false;
-  for (fs::directory_iterator it(root, ec), end; !ec && it != end; it.increment(ec))
-    if (it->path().filename().string().find("-images-idx3-ubyte") != std::string::npos) return true;
-  return false;
-}
-
-EvalDataset list_idx_dataset(const std::string& root, const std::string& split) {
-  const auto data = load_fashion_mnist(root, split);
-  EvalDataset ds;
-  ds.root = root;
-  ds.layout = "idx";
-  ds.mapping = "IDX labels";
-  ds.images_u8 = data.images;
-  const std::string file = (split == "train" ? "train" : "t10k") + std::string("-images-idx3-ubyte#");
-  auto labels = data.labels.accessor<int64_t, 1>();
-  ds.samples.reserve(size_t(labels.size(0)));
-  for (int64_t i = 0; i < labels.size(0); ++i) ds.samples.push_back({file + std::to_string(i), labels[i]});
-  return ds;
-}
-
-EvalDataset list_eval_dataset(const std::string& root, const std::string& labels_file, const ViTConfig& cfg,
-                              const std::string& split) {
-  if (labels_file.empty() && has_idx_files(root)) return list_idx_dataset(root, split);
-  const auto resolve = class_resolver(cfg);
-  return labels_file.empty() ? list_imagefolder(root, resolve, cfg.num_classes)
-                             : list_labeled_folder(root, labels_file, resolve);
-}
-
-EvalDataset subset_evenly(const EvalDataset& ds, int64_t limit) {
-  const auto n = (int64_t)ds.samples.size();
-  if (limit <= 0 || limit >= n) return ds;
-  EvalDataset out = ds;
-  out.samples.clear();
-  std::vector<int64_t> picked;
-  for (int64_t i = 0; i < limit; ++i) {
-    picked.push_back(i * n / limit);
-    out.samples.push_back(ds.samples[picked.back()]);
-  }
-  if (ds.images_u8.defined()) out.images_u8 = ds.images_u8.index_select(0, torch::tensor(picked));
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------- evaluation
 namespace {
@@ -288,7 +147,14 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
       r.failed += (int64_t)batch.failures.size();
       if (batch.input.defined()) {
         const auto m0 = std::chrono::steady_clock::now();
+        std::optional<ScopedGateRecorder<TransNeXt>> routes;  // --routes-stats: gates under this batch's labels
+        if (o.routes) {
+          std::vector<int64_t> labels;
+          for (auto i : batch.samples) labels.push_back(ds.samples[i].label);
+          routes.emplace(clf.model(), o.routes->recorder(std::move(labels)));
+        }
         auto logits = clf.logits(batch.input);  // [b, classes] float32 CPU
+        routes.reset();
         r.model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - m0).count();
         auto top = std::get<1>(torch::topk(logits, r.topk, -1));  // [b, k]
         auto acc = top.accessor<int64_t, 2>();
@@ -339,7 +205,7 @@ std::string csv_field(const std::string& s) {
 }
 }  // namespace
 
-void write_per_class_csv(const std::string& path, const EvalResult& r, Classifier& clf) {
+void write_per_class_csv(const std::string& path, const EvalResult& r, const Classifier& clf) {
   std::ostringstream os;
   os << "class_index,class_id,class_name,images,top1_correct,top" << r.topk << "_correct,top1_acc,top" << r.topk
      << "_acc\n";
@@ -353,6 +219,30 @@ void write_per_class_csv(const std::string& path, const EvalResult& r, Classifie
        << csv_field(clf.label((int64_t)c)) << "," << s.images << "," << s.top1 << "," << s.topk << "," << acc << "\n";
   }
   write_file_atomic(path, os.str());
+}
+
+void write_predictions_csv(const std::string& path, const EvalDataset& ds, const EvalResult& r,
+                           const Classifier& clf) {
+  MOH_CHECK(r.predictions.size() == ds.samples.size(), "predictions for ", r.predictions.size(),
+            " images, but the dataset has ", ds.samples.size(), " (pass the dataset that was evaluated)");
+  std::map<std::string, std::string> errors;
+  for (const auto& f : r.failures) errors[f.path] = f.error;
+  std::ostringstream os;
+  os << "path,label,label_name,predicted,predicted_name,correct,error\n";
+  for (size_t i = 0; i < ds.samples.size(); ++i) {
+    const auto& s = ds.samples[i];
+    const int64_t p = r.predictions[i];
+    const auto err = errors.find(s.path);
+    os << csv_field(s.path) << "," << s.label << "," << csv_field(clf.label(s.label)) << "," << p << ","
+       << csv_field(p >= 0 ? clf.label(p) : std::string()) << "," << (p >= 0 ? (p == s.label ? "1" : "0") : "")
+       << "," << csv_field(err == errors.end() ? std::string() : err->second) << "\n";
+  }
+  write_file_atomic(path, os.str());
+}
+
+EvalResult Evaluator::run(const EvalDataset& ds) {
+  if (group_ && group_->multi()) return evaluate_sharded(clf_, ds, o_, *group_);
+  return evaluate(clf_, ds, o_);
 }
 
 }  // namespace moh::vit

@@ -1,6 +1,8 @@
-// MoH-ViT image classification as a library: input expansion (files, folders, globs), the official evaluation
-// preprocessing (common/preprocess.h, MoH-ViT/datasets.py build_transform(is_train=False)), batched inference on
-// any device/dtype, softmax + top-k with class names (ImageNet for 1000-class models, or the config's class_names).
+// moh::vit::Classifier, the public API for classifying pictures with a MoH-ViT: opens a weights file (config from
+// its metadata or a preset / config JSON), applies the official evaluation preprocessing (common/preprocess.h,
+// MoH-ViT/datasets.py build_transform(is_train=False)) or a demo model's stored transform, runs batched inference on
+// any device/dtype and returns softmax top-k with class names (ImageNet for 1000-class models, or the config's
+// class_names). Mirrors the inference half of MoH-ViT/engine.py `evaluate`.
 #pragma once
 #include <torch/torch.h>
 
@@ -29,41 +31,19 @@ struct ClassifyResult {
   std::vector<ClassPrediction> top;
 };
 
-// True for the extensions torchvision's ImageFolder accepts (.jpg .jpeg .png .ppm .bmp .pgm .tif .tiff .webp), any case.
-bool has_image_extension(const std::string& path);
-
-// Image files under `dir`, recursively, sorted. Symlink loops are entered once; unreadable sub-folders are skipped
-// with a warning on stderr (the listing goes on).
-std::vector<std::string> list_image_files(const std::string& dir);
-
-// Files are kept as given (even missing ones: they fail later, per file); folders contribute their image files
-// (recursively, sorted); arguments with * ? [ are globs. A folder or glob without images throws moh::Error.
-std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs);
-
-// The requested class of a picture written by moh-generate (file name NNNNNN_<class index>[_<name>].png), or -1
-// when the name does not have that form.
-int64_t requested_class_from_filename(const std::string& path);
-
-// How often the classifier agrees with the class each generated picture was requested as: the check of a
-// class-conditional generator by a classifier (the demo judges its DiT with its ViT this way).
-struct AgreementRow {
-  int64_t requested = 0;
-  std::string name;
-  int64_t images = 0, agreed = 0;
-  int64_t most_predicted = -1;  // the class predicted most often for this requested class
-  double rate() const { return images ? double(agreed) / double(images) : 0.0; }
+// How to open a classifier from files.
+struct ClassifierOptions {
+  std::string weights;        // .safetensors or PyTorch checkpoint; "" only with random_weights
+  std::string model;          // preset or config .json; "" = the config recorded in the weights
+  std::string device = "auto";  // auto|cpu|cuda[:N]
+  std::string dtype = "auto";   // auto|fp32|bf16|fp16 (auto: bf16 on CUDA, fp32 on CPU)
+  bool random_weights = false;  // an untrained `model` (smoke tests; predictions mean nothing)
 };
-struct Agreement {
-  std::vector<AgreementRow> rows;  // by requested class, ascending
-  int64_t images = 0, agreed = 0, unnamed = 0;  // unnamed: results whose file name carries no class
-  double rate() const { return images ? double(agreed) / double(images) : 0.0; }
-};
-
-class Classifier;
-Agreement agreement_by_class(const std::vector<ClassifyResult>& results, const Classifier& clf);
 
 class Classifier {
  public:
+  // Opens the model `o` names. Throws moh::Error saying which file or option was wrong and what to pass.
+  explicit Classifier(const ClassifierOptions& o);
   // Builds the model for cfg, loads `weights` (safetensors; empty = random weights), moves it to device/dtype.
   Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype);
   // Same from a resolved source (vit/model_source.h): a self-describing model also brings its input transform.
@@ -72,6 +52,7 @@ class Classifier {
   Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype);
 
   const ViTConfig& config() const { return model_->config(); }
+  const std::string& config_origin() const { return config_origin_; }  // "weights metadata", "preset ...", ...
   TransNeXt& model() { return model_; }
   const torch::Device& device() const { return device_; }
   torch::Dtype dtype() const { return dtype_; }
@@ -98,6 +79,7 @@ class Classifier {
   torch::Device device_;
   torch::Dtype dtype_;
   std::optional<FmnistPreprocess> fmnist_;
+  std::string config_origin_;
 };
 
 }  // namespace moh::vit
