@@ -8,7 +8,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 
 #include "common/error.h"
 #include "kernels/moh_attention.h"
@@ -214,9 +213,7 @@ RouterResult moh_router(const torch::Tensor& u, const MoHGateConfig& cfg, const 
     p.h = static_cast<int>(cfg.num_heads);
     p.hs = static_cast<int>(cfg.shared_head);
     p.hr = static_cast<int>(cfg.routed_head);
-    p.eps = u.scalar_type() == torch::kFloat32   ? std::numeric_limits<float>::epsilon()
-            : u.scalar_type() == torch::kBFloat16 ? 0.0078125f
-                                                  : 0.0009765625f;  // finfo(dtype).eps, as moh::moh_gates
+    p.eps = static_cast<float>(finfo_eps(u.scalar_type()));  // the one table shared with moh::moh_gates
     p.gates = res.gates.data_ptr();
     check_cuda(kernels::moh_router_forward(p, at::cuda::getCurrentCUDAStream().stream()), "MoH router kernel");
   }

@@ -6,6 +6,18 @@
 
 namespace moh {
 
+double finfo_eps(torch::ScalarType dtype) {
+  switch (dtype) {
+    case torch::kFloat64: return std::numeric_limits<double>::epsilon();  // 2^-52
+    case torch::kFloat32: return std::numeric_limits<float>::epsilon();   // 2^-23
+    case torch::kBFloat16: return 0.0078125;                              // 2^-7
+    case torch::kFloat16: return 0.0009765625;                            // 2^-10
+    default: break;
+  }
+  throw Error(std::string("MoH router: no finfo eps for dtype ") + c10::toString(dtype) +
+              " (the router runs in fp64, fp32, bf16 or fp16)");
+}
+
 void MoHGateConfig::validate(const std::string& where) const {
   MOH_CHECK(num_heads > 0, where, ": num_heads must be positive (got ", num_heads, ")");
   MOH_CHECK(shared_head >= 0 && shared_head <= num_heads, where, ": shared_head ", shared_head,
@@ -26,7 +38,10 @@ void MoHGateConfig::validate(const std::string& where) const {
 torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const MoHGateWeights& w,
                         MoHGateDebug* debug) {
   const int64_t B = u.size(0), N = u.size(1), C = u.size(2);
+  // The router's dtype is its weights' (the mixed policy keeps them fp32 while u may be bf16).
+  const torch::Tensor& w_any = cfg.routed_head > 0 ? w.wg : w.wg_1;
   auto flat = u.reshape({B * N, C});  // [B*N, C]
+  if (w_any.defined() && w_any.scalar_type() != flat.scalar_type()) flat = flat.to(w_any.scalar_type());
   auto shared_gates = [&]() -> torch::Tensor {
     if (cfg.shared_head > 1) return torch::softmax(torch::matmul(flat, w.wg_1.t()), -1) * cfg.shared_head;
     return torch::ones({B * N, 1}, flat.options()) * cfg.shared_head;  // ViT hs == 1: constant gate
@@ -37,10 +52,7 @@ torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const 
   auto topk = std::get<1>(torch::topk(probs, cfg.routed_head, -1));  // [B*N, hr]
   auto mask = torch::zeros_like(probs).scatter_(1, topk, 1.0);
   auto kept = probs * mask;
-  const double eps = u.scalar_type() == torch::kFloat64 ? std::numeric_limits<double>::epsilon()
-                     : u.scalar_type() == torch::kFloat32 ? std::numeric_limits<float>::epsilon()
-                     : u.scalar_type() == torch::kBFloat16 ? 0.0078125
-                                                           : 0.0009765625;  // finfo(dtype).eps
+  const double eps = finfo_eps(flat.scalar_type());
   auto routed = kept / torch::clamp_min(kept.sum(-1, true), eps) * cfg.routed_head;  // [B*N, E]
   if (debug) {
     debug->router_probs = probs;

@@ -5,6 +5,11 @@
 
 namespace moh {
 
+// torch.finfo(dtype).eps, the clamp of the routed-gate renormalisation (spec/moh-attention.md §2): one table for the
+// LibTorch router (moh_gates) and the CUDA router glue (common/moh_attention_cuda.cpp). fp64, fp32, bf16, fp16;
+// throws moh::Error for other dtypes.
+double finfo_eps(torch::ScalarType dtype);
+
 struct MoHGateConfig {
   int64_t num_heads = 0;    // h: all heads (shared + routed candidates)
   int64_t shared_head = 0;  // hs
@@ -33,7 +38,9 @@ struct MoHGateDebug {
   torch::Tensor topk_indices;  // [B*N, hr]
 };
 
-// u: [B, N, C] (the tensor that feeds qkv). Returns gates [B, N, h] in u's dtype; unselected routed heads are 0.
+// u: [B, N, C] (the tensor that feeds qkv). The router runs in its weights' dtype (u is cast to it when they differ:
+// under the mixed precision policy the router weights stay fp32 while u may be bf16, common/precision.h) and the
+// gates [B, N, h] come back in that dtype; unselected routed heads are exactly 0.
 torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const MoHGateWeights& w,
                         MoHGateDebug* debug = nullptr);
 

@@ -10,8 +10,11 @@ namespace moh::dit {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
-  // x: [..., in] -> [..., out]; at::linear picks addmm (fused bias) for 2-D and contiguous inputs.
-  torch::Tensor forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+  // x: [..., in] -> [..., out]; at::linear picks addmm (fused bias) for 2-D and contiguous inputs. x is cast to the
+  // weight's dtype when they differ (mixed precision, common/precision.h: fp32 stream, bf16 GEMM weights).
+  torch::Tensor forward(const torch::Tensor& x) {
+    return torch::linear(x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type()), weight, bias);
+  }
   torch::Tensor weight, bias;  // bias undefined when bias=false
 };
 TORCH_MODULE(Linear);

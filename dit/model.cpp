@@ -5,22 +5,14 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "common/precision.h"
 #include "common/safetensors.h"
 #include "common/weights.h"
 #include "common/weights_file.h"
+#include "dit/fused_ops.h"
 
 namespace moh::dit {
 namespace {
-
-// modulate(z, shift, scale) = z * (1 + scale[:, None]) + shift[:, None], fused into one addcmul.
-torch::Tensor modulate(const torch::Tensor& z, const torch::Tensor& shift, const torch::Tensor& scale) {
-  return torch::addcmul(shift.unsqueeze(1), z, scale.unsqueeze(1) + 1);  // [B, T, C]
-}
-
-// LayerNorm without affine, eps 1e-6 (norm1, norm2, norm_final).
-torch::Tensor plain_layer_norm(const torch::Tensor& x) {
-  return torch::layer_norm(x, {x.size(-1)}, /*weight=*/{}, /*bias=*/{}, 1e-6);
-}
 
 void freeze(torch::nn::Module& m) {
   for (auto& p : m.parameters()) p.set_requires_grad(false);
@@ -41,7 +33,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   MOH_CHECK(x.dim() == 4 && x.size(1) == in_channels_ && x.size(2) == input_size_ && x.size(3) == input_size_,
             "DiT input must be [B, ", in_channels_, ", ", input_size_, ", ", input_size_, "] (the model's "
             "in_channels and input_size; for the SD VAE input_size = image_size / 8), got ", x.sizes());
-  return proj->forward(x)     // [B, C, G, G]
+  return proj->forward(as_dtype(x, proj->weight.scalar_type()))  // [B, C, G, G] (mixed precision: bf16 conv)
       .flatten(2)             // [B, C, T]
       .transpose(1, 2);       // [B, T, C]
 }
@@ -116,10 +108,14 @@ torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
   const auto &shift_msa = mod[0], &scale_msa = mod[1], &gate_msa = mod[2];
   const auto &shift_mlp = mod[3], &scale_mlp = mod[4], &gate_mlp = mod[5];
 
+  // LayerNorm + modulate, and gated residual + LayerNorm + modulate, as the fused ops of dit/fused_ops.h (one CUDA
+  // kernel each; the LibTorch reference elsewhere). The modulated tensors are made in the GEMM dtype they feed.
+  const auto gemm_dt = attn->qkv->weight.scalar_type();
   MoHAttentionDebug adbg;
-  auto a = attn->forward(modulate(plain_layer_norm(x), shift_msa, scale_msa), debug ? &adbg : nullptr);
-  auto h = torch::addcmul(x, gate_msa.unsqueeze(1), a);  // x + gate_msa[:, None] * attn(...)
-  auto m = mlp->forward(modulate(plain_layer_norm(h), shift_mlp, scale_mlp));
+  auto a = attn->forward(layer_norm_modulate(x, shift_msa, scale_msa, gemm_dt), debug ? &adbg : nullptr);
+  auto hz = gated_residual_norm_modulate(x, a, gate_msa, shift_mlp, scale_mlp, gemm_dt);  // h = x + gate_msa * a
+  const auto& h = hz.h;
+  auto m = mlp->forward(hz.z);
   if (debug) {
     debug->attn = a;
     debug->gates = adbg.gates;
@@ -138,7 +134,7 @@ FinalLayerImpl::FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t 
 
 torch::Tensor FinalLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& silu_c) {
   auto mod = adaLN_modulation->ptr(1)->as<LinearImpl>()->forward(silu_c).chunk(2, 1);  // shift, scale [B, C]
-  return linear->forward(modulate(plain_layer_norm(x), mod[0], mod[1]));               // [B, T, p*p*out]
+  return linear->forward(layer_norm_modulate(x, mod[0], mod[1], linear->weight.scalar_type()));  // [B,T,p*p*out]
 }
 
 // ---------------------------------------------------------------------------------------------- DiT
@@ -214,7 +210,7 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   }
   auto f = final_layer->forward(h, silu_c);  // [B, T, p*p*out]
   record("final_layer", f);
-  return unpatchify(f);
+  return unpatchify(as_dtype(f, pos_embed.scalar_type()));  // mixed precision: back to the fp32 stream dtype
 }
 
 torch::Tensor DiTImpl::forward_with_cfg(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,

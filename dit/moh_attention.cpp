@@ -55,7 +55,7 @@ torch::Tensor MoHAttentionImpl::forward(const torch::Tensor& x, MoHAttentionDebu
     k = k_norm->forward(k);
   }
   // CPU fp32 inference: attend only the (token, head) pairs the router selected; otherwise the shared dispatcher.
-  const bool cpu_inference = x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+  const bool cpu_inference = x.device().is_cpu() && q.scalar_type() == torch::kFloat32 &&
                              !(torch::GradMode::is_enabled() && (x.requires_grad() || qkv->weight.requires_grad()));
   auto y = cpu_inference ? moh_gated_attention_cpu(q, k, v, gates, scale_)  // [B, N, h*d]
                          : moh_gated_attention(q, k, v, gates, scale_);

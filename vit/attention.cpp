@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/precision.h"
 #include "vit/aggregated_attention_cpu.h"
 
 namespace moh::vit {
@@ -19,10 +20,12 @@ torch::Tensor initial_temperature(int64_t h) { return torch::full({h, 1, 1}, std
 
 torch::Tensor l2_normalize(const torch::Tensor& t) { return F::normalize(t, F::NormalizeFuncOptions().dim(-1)); }
 
-// o: [B, h, N, d] per-head outputs; gates [B, N, h] -> gated heads written head-major as [B, N, h*d].
+// o: [B, h, N, d] per-head outputs; gates [B, N, h] -> gated heads written head-major as [B, N, h*d], in o's dtype
+// (fp32 gates times bf16 heads under mixed precision are rounded once, where the official autocast rounds for proj).
 torch::Tensor gate_heads(const torch::Tensor& o, const torch::Tensor& gates) {
   const auto B = o.size(0), h = o.size(1), N = o.size(2), d = o.size(3);
-  return (o.transpose(1, 2) * gates.unsqueeze(-1)).reshape({B, N, h * d});  // [B,N,h,d] -> [B,N,C]
+  auto g = (o.transpose(1, 2) * gates.unsqueeze(-1)).reshape({B, N, h * d});  // [B,N,h,d] -> [B,N,C]
+  return g.scalar_type() == o.scalar_type() ? g : g.to(o.scalar_type());
 }
 
 // x: [B, T, in] contiguous -> [B, T, out] with one GEMM (addmm: the bias is fused, no extra pass over the output).
@@ -117,14 +120,17 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t H, int64_t 
   MOH_CHECK(tables.num_queries == N && tables.num_keys == N, "Attention: CPB tables are for ", tables.num_queries,
             "x", tables.num_keys, " pairs, expected ", N, "x", N);
   auto gates = moh_gates(x, gate_cfg_, gate.weights(), debug ? &debug->router : nullptr);  // [B, N, h]
-  auto qkv_h = qkv(x).view({B, N, 3 * h, d}).permute({0, 2, 1, 3});  // [B, N, 3h, d] -> [B, 3h, N, d]
+  // Attention math in the dtype of this module's own tensors (fp32 under mixed precision: bf16 GEMM outputs, fp32
+  // logits and softmax, as a fused kernel with fp32 accumulators computes them), then proj in its weights' dtype.
+  const auto core = temperature.scalar_type();
+  auto qkv_h = as_dtype(qkv(x), core).view({B, N, 3 * h, d}).permute({0, 2, 1, 3});  // [B,N,3h,d] -> [B,3h,N,d]
   auto q = qkv_h.slice(1, 0, h), k = qkv_h.slice(1, h, 2 * h), v = qkv_h.slice(1, 2 * h, 3 * h);  // [B, h, N, d]
   auto bias = bias_(tables, cpb_fc1, cpb_fc2);  // [h, N, N]
   auto q_s = (l2_normalize(q) + query_embedding) * F::softplus(temperature) * seq_length_scale_;
   auto attn = (torch::matmul(q_s, l2_normalize(k).transpose(-2, -1)) + bias).softmax(-1);  // [B, h, N, N]
   auto o = torch::matmul(attn, v);                                                           // [B, h, N, d]
   if (debug) debug->gates = gates;
-  return proj(gate_heads(o, gates));
+  return proj(as_dtype(gate_heads(o, gates), proj->weight.scalar_type()));
 }
 
 // -------------------------------------------------------------------------------------- AggregatedAttention
@@ -168,7 +174,7 @@ torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H
     needs_grad = x.requires_grad();
     for (const auto& p : parameters()) needs_grad = needs_grad || p.requires_grad();
   }
-  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(x))
+  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(x) && q->weight.scalar_type() == x.scalar_type())
     return forward_fused_cpu(x, H, W, tables, debug);
   return forward_reference(x, H, W, tables, debug);
 }
@@ -220,11 +226,13 @@ torch::Tensor AggregatedAttentionImpl::forward_reference(const torch::Tensor& x,
   auto gates = moh_gates(x, gate_cfg_, gate.weights(), debug ? &debug->router : nullptr);  // [B, N, h]
 
   // Queries: L2-normalised (q_hat, also used by the learnable-token term) and scaled (q_s) for the logits.
-  auto q_hat = l2_normalize(q(x).view({B, N, h, d}).permute({0, 2, 1, 3}));  // [B, N, h, d] -> [B, h, N, d]
-  auto q_s = (q_hat + query_embedding) * F::softplus(temperature) * seq_scale_.like(x);  // scale [N,1] per query
+  // Attention math in the dtype of this module's own tensors (fp32 under mixed precision, see Attention::forward).
+  const auto core = temperature.scalar_type();
+  auto q_hat = l2_normalize(as_dtype(q(x), core).view({B, N, h, d}).permute({0, 2, 1, 3}));  // -> [B, h, N, d]
+  auto q_s = (q_hat + query_embedding) * F::softplus(temperature) * seq_scale_.like(q_hat);  // scale [N,1] per query
 
   // Local keys/values over each pixel's window; out-of-grid slots are zeros and masked below.
-  auto kv_x = kv(x);                                                              // [B, N, 2C]
+  auto kv_x = as_dtype(kv(x), core);                                              // [B, N, 2C]
   auto k_hat = l2_normalize(kv_x.slice(-1, 0, C).view({B, N, h, d}));             // [B, N, h, d]
   auto v = kv_x.slice(-1, C, 2 * C).view({B, N, h, d});                           // [B, N, h, d]
   auto k_win = local_windows(k_hat, H, W, ws);                                    // [B, h, N, d, L]
@@ -237,8 +245,9 @@ torch::Tensor AggregatedAttentionImpl::forward_reference(const torch::Tensor& x,
   auto x_img = x.transpose(1, 2).reshape({B, C, H, W});                                 // [B, N, C] -> [B, C, H, W]
   auto pooled = F::adaptive_avg_pool2d(torch::gelu(sr(x_img)),
                                        F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
-  auto x_pool = norm(pooled.reshape({B, C, P}).transpose(1, 2));                        // [B, C, P] -> [B, P, C]
-  auto kv_pool = kv(x_pool).view({B, P, 2 * h, d}).permute({0, 2, 1, 3});              // [B, 2h, P, d]
+  // [B, C, P] -> [B, P, C]; the LayerNorm runs in its weights' dtype (fp32 under mixed precision), kv in x's.
+  auto x_pool = norm(pooled.reshape({B, C, P}).transpose(1, 2).to(norm->weight.scalar_type())).to(x.scalar_type());
+  auto kv_pool = as_dtype(kv(x_pool), core).view({B, P, 2 * h, d}).permute({0, 2, 1, 3});  // [B, 2h, P, d]
   auto k_pool = l2_normalize(kv_pool.slice(1, 0, h)), v_pool = kv_pool.slice(1, h, 2 * h);  // [B, h, P, d]
   auto attn_pool = torch::matmul(q_s, k_pool.transpose(-2, -1)) + bias_(tables, cpb_fc1, cpb_fc2);  // [B,h,N,P]
 
@@ -249,7 +258,7 @@ torch::Tensor AggregatedAttentionImpl::forward_reference(const torch::Tensor& x,
   auto x_local = torch::matmul(w_local.unsqueeze(-2), v_win.transpose(-2, -1)).squeeze(-2);  // [B, h, N, d]
   auto o = x_local + torch::matmul(a_pool, v_pool);                                          // [B, h, N, d]
   if (debug) debug->gates = gates;
-  return proj(gate_heads(o, gates));
+  return proj(as_dtype(gate_heads(o, gates), proj->weight.scalar_type()));
 }
 
 }  // namespace moh::vit

@@ -3,6 +3,7 @@
 #include "vit/model.h"
 
 #include "common/error.h"
+#include "common/precision.h"
 #include "common/safetensors.h"
 #include "common/weights.h"
 #include "common/weights_file.h"
@@ -50,10 +51,12 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, int64_t H, int64_t W, c
                                  ViTRecord* record, const std::string& name, const GateRecorder* gate_recorder) {
   AttentionDebug dbg;
   auto* d = record || gate_recorder ? &dbg : nullptr;
-  auto u = norm1(x);
+  // Mixed precision (common/precision.h): LayerNorm on the fp32 stream, its output cast to the GEMM dtype.
+  const auto gemm_dt = mlp->fc1->weight.scalar_type();
+  auto u = as_dtype(norm1(x), gemm_dt);
   auto a = attn_full ? attn_full->forward(u, H, W, tables, d) : attn_agg->forward(u, H, W, tables, d);
   auto y = x + a;
-  y = y + mlp(norm2(y), H, W);
+  y = y + mlp(as_dtype(norm2(y), gemm_dt), H, W);
   if (gate_recorder) (*gate_recorder)(name, dbg.gates);
   if (record) {
     (*record)[name + ".attn"] = a;
@@ -75,8 +78,9 @@ OverlapPatchEmbedImpl::OverlapPatchEmbedImpl(int64_t kernel, int64_t stride, int
 }
 
 torch::Tensor OverlapPatchEmbedImpl::forward(const torch::Tensor& x) {
-  auto y = proj(x);                          // [B, C, H, W]
-  return norm(y.flatten(2).transpose(1, 2));  // [B, C, H*W] -> [B, N, C]
+  auto y = proj(as_dtype(x, proj->weight.scalar_type()));  // [B, C, H, W]
+  // [B, C, H*W] -> [B, N, C]; the LayerNorm (fp32 under mixed precision) starts the residual stream.
+  return norm(as_dtype(y.flatten(2).transpose(1, 2), norm->weight.scalar_type()));
 }
 
 // -------------------------------------------------------------------------------------------------- TransNeXt
@@ -139,7 +143,7 @@ torch::Tensor TransNeXtImpl::forward_features(const torch::Tensor& x_in, ViTReco
 
 torch::Tensor TransNeXtImpl::forward(const torch::Tensor& x, ViTRecord* record) {
   auto f = forward_features(x, record);
-  auto logits = head ? head(f) : f;
+  auto logits = head ? as_dtype(head(as_dtype(f, head->weight.scalar_type())), f.scalar_type()) : f;
   if (record) (*record)["logits"] = logits;
   return logits;
 }

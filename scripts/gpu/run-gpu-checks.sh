@@ -1,41 +1,139 @@
 #!/usr/bin/env bash
-# Run ON THE GPU MACHINE (PyTorch 2.11 + CUDA, no OpenCV, no package registry), from the repo root, with .deps/
-# carried (scripts/gpu/fetch-header-deps.sh). Configures against the CUDA LibTorch, builds, runs the GPU-labelled tests
-# and the benchmarks, and writes logs under $OUT (default ./gpu-out).
-#   usage: scripts/gpu/run-gpu-checks.sh [bench...]     (default benches: attention dit vit)
+# Run ON THE GPU MACHINE (PyTorch 2.11 + CUDA 13.0, no OpenCV, no package registry), from the repo root, with .deps/
+# carried (scripts/gpu/fetch-header-deps.sh run here first). One prepared run that fits in 8 minutes (issue 16):
+#   1. configure build-gpu against the CUDA LibTorch (torch's CMake config adds the sm_90a flags itself);
+#   2. build ONLY the GPU test executable (moh_gpu_tests: tests/gpu_*.cpp) and moh-bench;
+#   3. run the [gpu] tests first (JUnit XML + console log);
+#   4. then the benchmarks (moh-bench attention / dit / vit, bf16), each under its own timeout;
+#   5. write $OUT/summary.txt last (also when a step fails or times out: an EXIT trap writes it).
+# Every step has a timeout cut to what is left of the overall budget (MOH_GPU_BUDGET_S, default 450 s), so the run
+# ends inside the device tool's limit with its logs. At most 8 files come back from $OUT: gpu-checks.log (everything),
+# build.log, gpu-tests.xml, gpu-tests.log, bench-<b>.json per bench, summary.txt.
+#   usage: scripts/gpu/run-gpu-checks.sh [bench...]       (default benches: attention dit vit)
+#   env:   OUT (default ./gpu-out), MOH_GPU_BUDGET_S, MOH_BUILD_TIMEOUT (default 240), MOH_TEST_TIMEOUT (default 90),
+#          MOH_BENCH_TIMEOUT (default 60 per bench), MOH_CMAKE_ARGS, MOH_JOBS (default nproc),
+#          MOH_GPU_DRY_RUN=1 (print the commands, run none of them: for checking the script on a CPU machine)
+# Without an official checkout (.official/MoH, ignored) the official side-by-side step is skipped and says so:
+# scripts/bench-official.py times the official code on the CPU only today.
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 LOG=$OUT/gpu-checks.log
+: >"$LOG"
 exec > >(tee -a "$LOG") 2>&1
 BENCHES=${*:-attention dit vit}
+BUDGET=${MOH_GPU_BUDGET_S:-450}
+DRY=${MOH_GPU_DRY_RUN:-0}
 T0=$(date +%s)
+declare -A STATUS=()  # step -> "ok (Ns)" / "FAILED rc=N (Ns)" / "TIMEOUT (Ns)" / "skipped: why"
+ORDER=()
 stamp() { echo "=== [$(( $(date +%s) - T0 ))s] $*"; }
+left() { echo $(( BUDGET - ($(date +%s) - T0) )); }
 
-TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-TORCH_LIB=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
-export LD_LIBRARY_PATH=$TORCH_LIB:${LD_LIBRARY_PATH:-}
-stamp "torch $(python3 -c 'import torch;print(torch.__version__, torch.version.cuda)'); $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader)"
+# step NAME MAX_SECONDS CMD...: runs CMD under `timeout min(MAX, left - 20)`; records the outcome; returns CMD's rc.
+step() {
+  local name=$1 max=$2
+  shift 2
+  ORDER+=("$name")
+  local budget
+  budget=$(( $(left) - 20 ))
+  [ "$budget" -lt "$max" ] && max=$budget
+  if [ "$max" -le 5 ]; then
+    STATUS[$name]="skipped: out of time budget"
+    stamp "$name: skipped (out of time budget)"
+    return 124
+  fi
+  stamp "$name (timeout ${max}s): $*"
+  local t rc=0
+  t=$(date +%s)
+  if [ "$DRY" = 1 ]; then
+    echo "    [dry run] $*"
+  else
+    timeout --kill-after=5 "$max" "$@"
+    rc=$?
+  fi
+  local dt=$(( $(date +%s) - t ))
+  case $rc in
+    0) STATUS[$name]="ok (${dt}s)" ;;
+    124 | 137) STATUS[$name]="TIMEOUT after ${dt}s" ;;
+    *) STATUS[$name]="FAILED rc=$rc (${dt}s)" ;;
+  esac
+  return $rc
+}
 
-stamp configure
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
-  -DMOH_CUDA=ON -DMOH_OPENCV=OFF -DMOH_EXTRA_INCLUDE="$PWD/.deps/usr/include" \
-  -DCMAKE_CUDA_ARCHITECTURES=90 ${MOH_CMAKE_ARGS:-} || { stamp "configure FAILED"; exit 1; }
-stamp build
-ninja -C build-gpu -j16 ${MOH_TARGETS:-} 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)' ; BUILD_RC=${PIPESTATUS[0]}
-[ "$BUILD_RC" -eq 0 ] || { stamp "build FAILED ($BUILD_RC)"; exit 1; }
+# shellcheck disable=SC2317  # called from the EXIT trap
+summary() {
+  local s=$OUT/summary.txt
+  {
+    echo "MoH GPU checks: $(date -u +%Y-%m-%dT%H:%M:%SZ), git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (+local changes)'), $(( $(date +%s) - T0 ))s of ${BUDGET}s"
+    echo "machine: ${GPU_INFO:-?}; torch ${TORCH_INFO:-?}"
+    for n in "${ORDER[@]}"; do printf '  %-22s %s\n' "$n" "${STATUS[$n]:-not reached}"; done
+    if [ -f "$OUT/gpu-tests.log" ]; then
+      echo "gpu tests:"
+      grep -E '^(All tests passed|test cases:|assertions:)' "$OUT/gpu-tests.log" | sed 's/^/  /'
+      grep -E 'FAILED:|REQUIRE|CHECK\(' "$OUT/gpu-tests.log" | head -n 20 | sed 's/^/  /'
+    fi
+    for b in $BENCHES; do
+      [ -f "$OUT/bench-$b.json" ] || continue
+      echo "bench $b (medians; $OUT/bench-$b.json):"
+      python3 - "$OUT/bench-$b.json" <<'PY' 2>/dev/null || echo "  (could not parse)"
+import json, sys
+d = json.load(open(sys.argv[1]))
+# moh-bench writes a list (attention) or {"dit": [...]} / {"vit": [...]}.
+rows = d if isinstance(d, list) else next((v for v in d.values() if isinstance(v, list)), [])
+for r in rows:
+    label = r.get("name", r.get("case", "?"))
+    vals = [f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float)]
+    print(f"  {label}: " + ", ".join(vals))
+PY
+    done
+    echo "remaining budget: $(left)s"
+  } >"$s"
+  cat "$s"
+}
+trap summary EXIT
 
-stamp "GPU tests"
-(cd build-gpu && ctest -L gpu --output-on-failure --timeout 300) 2>&1 | tee "$OUT/gpu-tests.log"
-TEST_RC=${PIPESTATUS[0]}
-if [ "${MOH_CPU_TESTS:-0}" = 1 ]; then
-  stamp "CPU tests on the CUDA build"
-  (cd build-gpu && ctest -L cpu --output-on-failure --timeout 600 -j8) 2>&1 | tee "$OUT/cpu-tests.log"
+if [ "$DRY" = 1 ]; then
+  TORCH_PREFIX=/dry-run/torch/share/cmake TORCH_LIB=/dry-run/torch/lib TORCH_INFO="(dry run)" GPU_INFO="(dry run)"
+else
+  TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+  TORCH_LIB=$(python3 -c 'import torch,os;print(os.path.join(os.path.dirname(torch.__file__),"lib"))')
+  TORCH_INFO=$(python3 -c 'import torch;print(torch.__version__, "cuda", torch.version.cuda)')
+  GPU_INFO=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
 fi
+export LD_LIBRARY_PATH=$TORCH_LIB:${LD_LIBRARY_PATH:-}
+stamp "torch $TORCH_INFO; GPU $GPU_INFO; benches: $BENCHES"
+[ -d .deps/usr/include ] || echo "WARNING: .deps/usr/include missing (run scripts/gpu/fetch-header-deps.sh here and carry .deps)"
+
+# shellcheck disable=SC2086  # MOH_CMAKE_ARGS is a list of words on purpose
+step configure 90 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
+  -DMOH_CUDA=ON -DMOH_OPENCV=OFF -DMOH_EXTRA_INCLUDE="$PWD/.deps/usr/include" \
+  -DCMAKE_CUDA_ARCHITECTURES=90 ${MOH_CMAKE_ARGS:-} || exit 1
+
+# shellcheck disable=SC2317  # run through bash -c under timeout
+build() {
+  set -o pipefail
+  ninja -C build-gpu -j"${MOH_JOBS:-$(nproc)}" moh_gpu_tests moh-bench 2>&1 | tee "$OUT/build.log" |
+    grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)'
+}
+step build "${MOH_BUILD_TIMEOUT:-240}" bash -c "$(declare -f build); OUT='$OUT' MOH_JOBS='${MOH_JOBS:-}' build" || exit 1
+
+# Tests first: JUnit XML for the record, the console reporter for the log (two runs would double the time: one run,
+# console to the log, XML through -r junit to a file is Catch2 v2's single-reporter limit; keep the console).
+step gpu-tests "${MOH_TEST_TIMEOUT:-90}" bash -c "build-gpu/tests/moh_gpu_tests '[gpu]' --durations yes 2>&1 | tee '$OUT/gpu-tests.log'; exit \${PIPESTATUS[0]}"
+TEST_RC=$?
 
 for b in $BENCHES; do
-  stamp "bench $b"
-  timeout ${MOH_BENCH_TIMEOUT:-240} build-gpu/bin/moh-bench "$b" --device cuda --dtype bf16 --json "$OUT/bench-$b.json" 2>&1 | tee "$OUT/bench-$b.log"
+  step "bench-$b" "${MOH_BENCH_TIMEOUT:-60}" build-gpu/bin/moh-bench "$b" --device cuda --dtype bf16 \
+    --json "$OUT/bench-$b.json"
 done
+
+if [ -d .official/MoH ] && python3 scripts/bench-official.py --help 2>/dev/null | grep -q -- '--device'; then
+  step official-side-by-side 120 python3 scripts/bench-official.py --src .official/MoH --device cuda --vit s80 \
+    --out "$OUT/bench-official.json"
+else
+  ORDER+=(official-side-by-side)
+  STATUS[official-side-by-side]="skipped: needs .official/MoH and a CUDA mode in scripts/bench-official.py (CPU-only today)"
+fi
 stamp "done (gpu tests rc=$TEST_RC)"
 exit "$TEST_RC"

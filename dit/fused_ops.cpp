@@ -1,0 +1,106 @@
+// Fused elementwise ops of the MoH-DiT block: LibTorch references and the CUDA dispatch (see dit/fused_ops.h).
+#include "dit/fused_ops.h"
+
+#include "common/error.h"
+#include "common/precision.h"
+#ifdef MOH_WITH_CUDA
+#include "common/dit_fused_cuda.h"
+#endif
+
+namespace moh::dit {
+namespace {
+
+torch::Tensor plain_layer_norm(const torch::Tensor& x) {
+  return torch::layer_norm(x, {x.size(-1)}, /*weight=*/{}, /*bias=*/{}, kDiTNormEps);
+}
+
+// modulate(z, shift, scale) = z * (1 + scale[:, None]) + shift[:, None], as one addcmul.
+torch::Tensor modulate(const torch::Tensor& z, const torch::Tensor& shift, const torch::Tensor& scale) {
+  return torch::addcmul(shift.unsqueeze(1), z, scale.unsqueeze(1) + 1);  // [B, 1, C] + [B, T, C] * [B, 1, C]
+}
+
+void check_shapes(const torch::Tensor& x, const torch::Tensor* a, std::initializer_list<const torch::Tensor*> vecs) {
+  MOH_CHECK(x.dim() == 3, "DiT fused op: x must be [B, T, C], got ", x.sizes());
+  if (a) MOH_CHECK(a->sizes() == x.sizes(), "DiT fused op: branch ", a->sizes(), " does not match x ", x.sizes());
+  for (const auto* v : vecs)
+    MOH_CHECK(v->dim() == 2 && v->size(0) == x.size(0) && v->size(1) == x.size(2), "DiT fused op: modulation ",
+              v->sizes(), " must be [B, C] = [", x.size(0), ", ", x.size(2), "]");
+}
+
+#ifdef MOH_WITH_CUDA
+bool use_kernel(const torch::Tensor& x, const torch::Tensor* a, std::initializer_list<const torch::Tensor*> vecs,
+                torch::ScalarType z_dtype) {
+  if (!x.is_cuda() || z_dtype != (*vecs.begin())->scalar_type()) return false;
+  if (torch::GradMode::is_enabled()) {  // forward-only kernel: training keeps the differentiable reference
+    bool grad = x.requires_grad() || (a && a->requires_grad());
+    for (const auto* v : vecs) grad = grad || v->requires_grad();
+    if (grad) return false;
+  }
+  return cuda::dit_fused_supported(x, a, vecs);
+}
+#endif
+
+}  // namespace
+
+torch::Tensor layer_norm_modulate_reference(const torch::Tensor& x, const torch::Tensor& shift,
+                                            const torch::Tensor& scale, torch::ScalarType z_dtype) {
+  return as_dtype(modulate(plain_layer_norm(x), shift, scale), z_dtype);
+}
+
+ResidualAndNormed gated_residual_norm_modulate_reference(const torch::Tensor& x, const torch::Tensor& a,
+                                                         const torch::Tensor& gate, const torch::Tensor& shift,
+                                                         const torch::Tensor& scale, torch::ScalarType z_dtype) {
+  ResidualAndNormed r;
+  r.h = torch::addcmul(x, gate.unsqueeze(1), a);  // x + gate[:, None] * a; fp32 x + bf16 branch stays fp32
+  r.z = layer_norm_modulate_reference(r.h, shift, scale, z_dtype);
+  return r;
+}
+
+torch::Tensor layer_norm_modulate(const torch::Tensor& x, const torch::Tensor& shift, const torch::Tensor& scale,
+                                  torch::ScalarType z_dtype) {
+  check_shapes(x, nullptr, {&shift, &scale});
+#ifdef MOH_WITH_CUDA
+  if (use_kernel(x, nullptr, {&shift, &scale}, z_dtype))
+    return cuda::dit_gated_residual_norm_modulate(x, {}, {}, shift, scale, z_dtype, kDiTNormEps).z;
+#endif
+  return layer_norm_modulate_reference(x, shift, scale, z_dtype);
+}
+
+ResidualAndNormed gated_residual_norm_modulate(const torch::Tensor& x, const torch::Tensor& a,
+                                               const torch::Tensor& gate, const torch::Tensor& shift,
+                                               const torch::Tensor& scale, torch::ScalarType z_dtype) {
+  check_shapes(x, &a, {&gate, &shift, &scale});
+#ifdef MOH_WITH_CUDA
+  if (use_kernel(x, &a, {&gate, &shift, &scale}, z_dtype)) {
+    auto r = cuda::dit_gated_residual_norm_modulate(x, a, gate, shift, scale, z_dtype, kDiTNormEps);
+    return {r.h, r.z};
+  }
+#endif
+  return gated_residual_norm_modulate_reference(x, a, gate, shift, scale, z_dtype);
+}
+
+torch::Tensor fc1_gelu_reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return torch::gelu(torch::linear(as_dtype(x, w.scalar_type()), w, b), "tanh");
+}
+
+torch::Tensor stack_adaln_weights(const std::vector<torch::Tensor>& weights) {
+  MOH_CHECK(!weights.empty(), "stack_adaln_weights: no blocks");
+  return torch::cat(weights, 0);  // n x [6C, C] -> [n*6C, C]
+}
+
+torch::Tensor stack_adaln_biases(const std::vector<torch::Tensor>& biases) {
+  MOH_CHECK(!biases.empty(), "stack_adaln_biases: no blocks");
+  return torch::cat(biases, 0);  // n x [6C] -> [n*6C]
+}
+
+std::vector<torch::Tensor> batched_adaln(const torch::Tensor& silu_c, const torch::Tensor& w_stacked,
+                                         const torch::Tensor& b_stacked, int64_t blocks) {
+  MOH_CHECK(blocks > 0 && w_stacked.dim() == 2 && w_stacked.size(0) % blocks == 0 &&
+                w_stacked.size(1) == silu_c.size(-1),
+            "batched_adaln: stacked weights ", w_stacked.sizes(), " do not split into ", blocks, " blocks of [6C, ",
+            silu_c.size(-1), "]");
+  auto all = torch::linear(as_dtype(silu_c, w_stacked.scalar_type()), w_stacked, b_stacked);  // [B, n*6C]
+  return all.chunk(blocks, 1);  // n x [B, 6C] (strided views)
+}
+
+}  // namespace moh::dit
