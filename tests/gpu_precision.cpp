@@ -1,7 +1,7 @@
 // [gpu] The precision policy on CUDA (common/precision.h, dit/precision.h, vit/precision.h): the tiny official DiT and
 // ViT goldens run under "mixed" (bf16 GEMMs, sparse attention kernel and fused DiT kernel; fp32 LayerNorm, router and
-// residual stream) stay within tolerance of the official fp32 outputs and closer to them than pure bf16 — the CUDA
-// counterpart of tests/test_precision.cpp, with the same bounds. Built only with CUDA Torch. UNRUN so far (issue 16).
+// residual stream) stay within tolerance of the official fp32 outputs (DiT end to end, ViT in its first stage) and
+// closer to them than pure bf16 — the CUDA counterpart of tests/test_precision.cpp, with the same bounds. Built only with CUDA Torch. UNRUN so far (issue 16).
 #include <torch/torch.h>
 
 #include "common/golden.h"
@@ -52,17 +52,27 @@ TEST_CASE("Mixed precision on CUDA: DiT and ViT goldens within tolerance of fp32
   for (const auto& f : moh::test::data_glob("golden/vit_model*.safetensors")) {
     moh::GoldenFile g(f);
     auto cfg = moh::vit::vit_config_from_json(g.config()["model"]);
-    auto run = [&](moh::Precision p) {
+    auto run = [&](moh::Precision p, moh::vit::ViTRecord* rec) {
       moh::vit::TransNeXt model(cfg);
       moh::load_state_dict(*model, g.weights());
       model->eval();
       moh::vit::apply_vit_precision(model, dev, p);
-      return model->forward(g.get("in.x").to(dev));
+      return model->forward(g.get("in.x").to(dev), rec);
     };
+    moh::vit::ViTRecord rmix, rbf;
     const auto ref = g.get("out.logits");
-    const double emix = rel_err(run(moh::Precision::kMixed), ref), ebf = rel_err(run(moh::Precision::kBf16), ref);
+    const double emix = rel_err(run(moh::Precision::kMixed, &rmix), ref);
+    const double ebf = rel_err(run(moh::Precision::kBf16, &rbf), ref);
     INFO(f << ": ViT logits relative error vs official fp32: mixed " << emix << " bf16 " << ebf);
-    CHECK(emix < 3e-2);
-    CHECK(emix < 0.75 * ebf);
+    // As tests/test_precision.cpp: bf16-rounding level in the first stage, then top-k flips of the tiny random model
+    // dominate, so end to end mixed must be closer than bf16 (CPU measured 0.179 vs 0.254).
+    for (const char* name : {"patch_embed1", "block1.0.attn", "block1.0"}) {
+      const auto r = g.get(std::string("mid.") + name);
+      const double em = rel_err(rmix.at(name), r), eb = rel_err(rbf.at(name), r);
+      INFO(name << ": mixed " << em << " bf16 " << eb);
+      CHECK(em < 1.5e-2);
+      CHECK(em < eb);
+    }
+    CHECK(emix < 0.85 * ebf);
   }
 }
