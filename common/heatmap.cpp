@@ -87,8 +87,8 @@ torch::Tensor colormap_jet(const torch::Tensor& values, double vmax, const std::
 torch::Tensor upsample_nearest(const torch::Tensor& grid, int64_t H, int64_t W) {
   MOH_CHECK(grid.dim() == 2 && grid.size(0) > 0 && grid.size(1) > 0 && H > 0 && W > 0,
             "upsample: expected a non-empty grid [h, w] and a positive size, got ", grid.sizes(), " -> ", H, "x", W);
-  auto rows = torch::arange(H, torch::kInt64) * grid.size(0) / H;  // [H] cell row of each pixel row
-  auto cols = torch::arange(W, torch::kInt64) * grid.size(1) / W;  // [W]
+  auto rows = (torch::arange(H, torch::kInt64) * grid.size(0)).div(H, "floor");  // [H] cell row of each pixel row
+  auto cols = (torch::arange(W, torch::kInt64) * grid.size(1)).div(W, "floor");  // [W]
   return grid.index_select(0, rows.to(grid.device())).index_select(1, cols.to(grid.device()));  // [H, W]
 }
 
