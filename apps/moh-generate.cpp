@@ -1,7 +1,7 @@
 // moh-generate: class-conditional image generation with MoH-DiT (the job of MoH-DiT/sample.py and sample_ddp.py).
-// Thin CLI: fills dit::GenerateParams / OutputOptions, loads the model and VAE, then either calls
-// dit::generate_images and writes through dit::GenerationWriter (single-shot mode: all-or-nothing output folder:
-// PNGs, optional grid and .npz, JSON sidecar), or, with --num-samples, runs dit::generate_fid_samples (FID mode,
+// Thin CLI over dit/generator.h: fills dit::GeneratorOptions / GenerateParams / OutputOptions, then either calls
+// Generator::generate and writes through dit::GenerationWriter (single-shot mode: all-or-nothing output folder:
+// PNGs, optional grid and .npz, JSON sidecar), or, with --num-samples, runs Generator::generate_fid (FID mode,
 // sample_ddp.py: any number of ranks under torchrun / srun, resumable).
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -16,20 +16,10 @@
 #include "common/dist_cli.h"
 #include "common/distributed.h"
 #include "common/error.h"
-#include "dit/config.h"
-#include "dit/dit_layers.h"
-#include "dit/fid_sampling.h"
-#include "dit/generate.h"
-#include "dit/model.h"
+#include "dit/generation_output.h"
+#include "dit/generator.h"
 #include "dit/model_source.h"
-#include "dit/vae.h"
 
-namespace {
-
-// sample.py's fixed labels, used when no --class is given for an ImageNet model.
-const std::vector<int64_t> kSamplePyLabels = {207, 360, 387, 974, 88, 979, 417, 279};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   return moh::run_app("moh-generate", [&]() -> int {
@@ -120,136 +110,77 @@ int main(int argc, char** argv) {
               "models/moh-dit-fmnist.safetensors ships with the toolkit; official MoH-DiT checkpoints go with --model "
               "PRESET (.pt files load directly), or --random-weights --model PRESET for a smoke test");
     MOH_CHECK(weights.empty() || !random_weights, "--weights and --random-weights exclude each other");
-    if (random_weights && model_spec.empty()) model_spec = "MoH-DiT-XL/2-90";
-    const auto src = moh::dit::resolve_dit_source(weights, model_spec);
-    const auto& cfg = src.config;
-    // The model's recorded sampler settings apply unless given on the command line.
-    if (!o_steps->count() && src.sampling.contains("num_sampling_steps"))
-      p.steps = src.sampling["num_sampling_steps"].get<int64_t>();
-    if (!o_cfg->count() && src.sampling.contains("cfg_scale")) p.cfg_scale = src.sampling["cfg_scale"].get<double>();
-    if (!o_all->count() && src.sampling.contains("cfg_all_channels"))
-      p.cfg_all_channels = src.sampling["cfg_all_channels"].get<bool>();
-    if (!o_clip->count() && src.sampling.contains("clip_denoised"))
-      p.clip_denoised = src.sampling["clip_denoised"].get<bool>();
     MOH_CHECK(num_per_class >= 1, "--num-per-class must be at least 1, got ", num_per_class);
+    moh::dit::GeneratorOptions go;
+    go.weights = weights;
+    go.model = model_spec;
+    go.vae = vae_path;
+    go.vae_config = vae_config_spec;
+    go.random_weights = random_weights;
+    go.random_seed = p.seed;
+    go.device = device_spec;
+    go.dtype = dtype_spec;
+    // What is cheap (config, classes, output folder) is checked before the weights load.
+    auto src = moh::dit::Generator::resolve(go);
+    MOH_CHECK(!vae_path.empty() || random_weights || src.pixel_space, "--vae is required: model ", src.config.name,
+              " generates ", src.config.in_channels, "-channel latents; pass the SD VAE weights (e.g. sd-vae-ft-ema "
+              "diffusion_pytorch_model.safetensors)");
     std::vector<int64_t> class_ids;
-    for (const auto& c : classes) {
-      if (c == "all") {
-        for (int64_t k = 0; k < cfg.num_classes; ++k) class_ids.push_back(k);
-        continue;
-      }
-      try {
-        class_ids.push_back(moh::dit::resolve_dit_class(c, src));
-      } catch (const moh::Error& e) {
-        throw moh::Error(std::string("--class: ") + e.what());
-      }
-    }
-    if (class_ids.empty() && fid) {
-      for (int64_t k = 0; k < cfg.num_classes; ++k) class_ids.push_back(k);  // sample_ddp.py: every class
-    } else if (class_ids.empty()) {
-      MOH_CHECK(cfg.num_classes == 1000 && src.class_names.empty(), "give at least one --class (model ", cfg.name,
-                " has ", cfg.num_classes, " classes; --class all generates every one)");
-      class_ids = kSamplePyLabels;
+    try {
+      class_ids = moh::dit::resolve_classes(src, classes, /*all_when_empty=*/fid);
+    } catch (const moh::Error& e) {
+      throw moh::Error(std::string("--class: ") + e.what());
     }
     if (!fid)
       for (auto c : class_ids)
         for (int64_t k = 0; k < num_per_class; ++k) p.labels.push_back(c);
-
-    const bool pixel_space = src.pixel_space;
-    MOH_CHECK(!vae_path.empty() || random_weights || pixel_space, "--vae is required: model ", cfg.name,
-              " generates ", cfg.in_channels, "-channel latents; pass the SD VAE weights (e.g. sd-vae-ft-ema "
-              "diffusion_pytorch_model.safetensors)");
-
-    const auto device = moh::dist::rank_device(device_spec, group);
-    const auto dtype = moh::parse_dtype(dtype_spec, device);
-    // The output folder is checked (and a staging folder created) before any heavy work.
     std::optional<moh::dit::GenerationWriter> writer;
     if (!fid) writer.emplace(out, static_cast<int64_t>(p.labels.size()));
+    moh::dit::Generator gen(go, std::move(src), &group);
+    // The model's recorded sampler settings apply unless given on the command line.
+    const auto recorded = gen.default_params();
+    if (!o_steps->count()) p.steps = recorded.steps;
+    if (!o_cfg->count()) p.cfg_scale = recorded.cfg_scale;
+    if (!o_all->count()) p.cfg_all_channels = recorded.cfg_all_channels;
+    if (!o_clip->count()) p.clip_denoised = recorded.clip_denoised;
 
-    moh::dit::DiT model(cfg);
-    if (random_weights) moh::dit::init_random_weights(*model, p.seed);
-    else moh::dit::load_dit_weights(model, weights);
-    model->to(device, dtype);
-    model->eval();
-
-    std::optional<moh::dit::Vae> vae;
-    std::string vae_desc = "none (pixel-space model)";
-    const auto vae_fallback = moh::dit::VaeConfig::parse(vae_config_spec);
-    if (!vae_path.empty()) {
-      vae = moh::dit::load_vae(vae_path, vae_fallback);
-      vae_desc = vae_path;
-    } else if (!pixel_space) {
-      torch::manual_seed(p.seed);  // default module init, made reproducible
-      vae = moh::dit::Vae(vae_fallback);
-      vae_desc = "random";
-    }
-    if (vae) {
-      (*vae)->to(device, dtype);
-      (*vae)->eval();
-    }
-
-    auto name_of = [&](int64_t label) {
-      const auto n = moh::dit::slugify(moh::dit::dit_class_name(label, src));
-      return n.empty() ? std::to_string(label) : std::to_string(label) + "_" + n;
-    };
     if (fid) {
-      auto file_facts = [](const std::string& path) -> nlohmann::json {
-        std::error_code ec;
-        const auto size = std::filesystem::file_size(path, ec);
-        return {{"path", path}, {"bytes", ec ? -1 : (int64_t)size}};
-      };
       moh::dit::FidOptions fo;
       fo.out_dir = out.out_dir;
       fo.num_samples = num_samples;
       fo.classes = class_ids;
       fo.progress = !quiet;
-      // What decides the pixels; a resumed run must match it (batch size and process count do not matter).
-      fo.run = {{"model_config", cfg.to_json()},
-                {"weights", random_weights ? nlohmann::json("random") : file_facts(weights)},
-                {"vae", vae_path.empty() ? nlohmann::json(vae_desc) : file_facts(vae_path)},
-                {"vae_config", vae ? (*vae)->config().to_json() : nlohmann::json(nullptr)},
-                {"sampler", p.sampler}, {"steps", p.steps}, {"eta", p.eta}, {"cfg_scale", p.cfg_scale},
-                {"cfg_all_channels", p.cfg_all_channels}, {"clip_denoised", p.clip_denoised}, {"seed", p.seed},
-                {"rng", p.rng}, {"num_samples", num_samples}, {"classes", class_ids},
-                {"device_type", device.is_cuda() ? "cuda" : "cpu"}, {"dtype", moh::dtype_to_string(dtype)}};
-      fo.sidecar = {{"model", model_spec.empty() ? cfg.name : model_spec}, {"model_config_origin", src.config_origin},
-                    {"settings", moh::dit::params_to_json(p)}, {"torch_version", TORCH_VERSION}};
-      const auto r = moh::dit::generate_fid_samples(model, vae ? &*vae : nullptr, p, device, fo, group);
+      fo.run = gen.fid_run_facts(p, num_samples, class_ids);  // a resumed run must match these
+      fo.sidecar = gen.describe();
+      fo.sidecar["settings"] = moh::dit::params_to_json(p);
+      fo.sidecar["torch_version"] = TORCH_VERSION;
+      const auto r = gen.generate_fid(p, fo, group);
       if (group.is_main())
         std::cout << "FID samples: " << r.total << " in " << out.out_dir << " (" << r.generated << " generated by "
                   << group.world_size() << " process(es), " << r.on_disk << " already there) in " << r.seconds
                   << " s; samples.npz written\n";
       return 0;
     }
-    auto stats = moh::dit::generate_images(model, vae ? &*vae : nullptr, p, device,
-                                           [&](const moh::dit::GeneratedBatch& b) { writer->add(b, name_of); });
+    const auto stats = gen.generate(p, [&](const moh::dit::GeneratedBatch& b) {
+      writer->add(b, [&](int64_t label) { return gen.file_stem(label); });
+    });
 
     nlohmann::json classes_json = nlohmann::json::array();
-    for (auto c : class_ids) classes_json.push_back({{"index", c}, {"name", moh::dit::dit_class_name(c, src)}});
-    const int64_t side = cfg.input_size * (vae ? (*vae)->config().downscale() : 1);
-    nlohmann::json sidecar = {
-        {"tool", "moh-generate"},
-        {"model", model_spec.empty() ? cfg.name : model_spec},
-        {"model_config_origin", src.config_origin},
-        {"model_config", cfg.to_json()},
-        {"weights", random_weights ? std::string("random (seed ") + std::to_string(p.seed) + ")" : weights},
-        {"vae", vae_desc},
-        {"vae_config", vae ? (*vae)->config().to_json() : nlohmann::json(nullptr)},
-        {"device", moh::device_to_string(device)},
-        {"dtype", moh::dtype_to_string(dtype)},
-        {"settings", moh::dit::params_to_json(p)},
-        {"seed", p.seed},
-        {"classes", classes_json},
-        {"num_per_class", num_per_class},
-        {"labels", p.labels},
-        {"num_images", p.labels.size()},
-        {"image_size", {side, side}},
-        {"torch_version", TORCH_VERSION},
-        {"stats",
-         {{"seconds", stats.seconds},
-          {"sampling_seconds", stats.sampling_seconds},
-          {"decode_seconds", stats.decode_seconds},
-          {"images_per_second", stats.images / std::max(1e-9, stats.seconds)}}}};
+    for (auto c : class_ids) classes_json.push_back({{"index", c}, {"name", gen.class_name(c)}});
+    const int64_t side = gen.image_size();
+    nlohmann::json sidecar = gen.describe();
+    sidecar["tool"] = "moh-generate";
+    sidecar["settings"] = moh::dit::params_to_json(p);
+    sidecar["seed"] = p.seed;
+    sidecar["classes"] = classes_json;
+    sidecar["num_per_class"] = num_per_class;
+    sidecar["labels"] = p.labels;
+    sidecar["num_images"] = p.labels.size();
+    sidecar["torch_version"] = TORCH_VERSION;
+    sidecar["stats"] = {{"seconds", stats.seconds},
+                        {"sampling_seconds", stats.sampling_seconds},
+                        {"decode_seconds", stats.decode_seconds},
+                        {"images_per_second", stats.images / std::max(1e-9, stats.seconds)}};
     writer->commit(sidecar);
     std::cout << "wrote " << stats.images << " image(s) of " << side << "x" << side << " to " << out.out_dir << " in "
               << stats.seconds << " s (" << writer->files().size() << " files)\n";

@@ -16,6 +16,7 @@
 #include "common/image_io.h"
 #include "common/seed_mix.h"
 #include "common/threads.h"
+#include "dit/generation_output.h"
 
 namespace moh::dit {
 namespace fs = std::filesystem;

@@ -1,6 +1,6 @@
-// Class-conditional image generation with MoH-DiT: seeded initial noise, DDPM/DDIM sampling with classifier-free
-// guidance, SD-VAE decoding (or none for pixel-space models) and uint8 quantisation; plus the output side (one PNG
-// per image, a make_grid-style grid, the ADM-evaluation .npz, a JSON sidecar) written all-or-nothing.
+// The class-conditional generation pipeline with MoH-DiT: seeded initial noise, DDPM/DDIM sampling with
+// classifier-free guidance, SD-VAE decoding (or none for pixel-space models) and uint8 quantisation. The public
+// entry point that also opens the files is dit/generator.h; the output side is dit/generation_output.h.
 // Mirrors SkyworkAI/MoH MoH-DiT/sample.py and sample_ddp.py (== facebookresearch/DiT); facts in
 // spec/diffusion.md §6-8 and spec/moh-dit.md §2.9.
 #pragma once
@@ -8,8 +8,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
-#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -81,63 +79,5 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& params
 // The 32-bit seed of sample `index`'s CPU generator under rng "per-sample" (distinct for every index below 2^32 of
 // one seed: a fixed seed hash plus index times an odd constant, mod 2^32; torch's mt19937 takes 32 bits).
 uint64_t sample_seed(uint64_t seed, int64_t index);
-
-// ------------------------------------------------------------------------------------------------ outputs
-struct OutputOptions {
-  std::string out_dir;
-  bool pngs = true;
-  bool grid = false;
-  int64_t grid_nrow = 8;  // torchvision make_grid default; sample.py uses 4
-  bool npz = false;       // samples.npz with uint8 arr_0 [N, H, W, 3] (ADM evaluation layout)
-  bool overwrite = false; // allow replacing files of the same names in an existing, non-empty out_dir
-};
-
-struct NpzStream;  // streaming .npz writer (generate.cpp)
-
-// Collects a run's outputs in a staging folder next to out_dir and moves them into place only in commit(): a
-// failure or interruption leaves out_dir untouched (the staging folder is removed by the destructor).
-// Created before sampling, so an unwritable --out fails in seconds, not after hours.
-class GenerationWriter {
- public:
-  GenerationWriter(OutputOptions options, int64_t total_images);
-  ~GenerationWriter();
-  GenerationWriter(const GenerationWriter&) = delete;
-  GenerationWriter& operator=(const GenerationWriter&) = delete;
-
-  // `name_of(label)` gives the class part of the file name ("207_golden_retriever").
-  void add(const GeneratedBatch& batch, const std::function<std::string(int64_t)>& name_of);
-  // Writes grid / npz trailer / sidecar (with "files" added) and moves everything into out_dir.
-  void commit(nlohmann::json sidecar);
-  const std::vector<std::string>& files() const { return files_; }  // names relative to out_dir
-
- private:
-  OutputOptions o_;
-  int64_t total_;
-  std::string out_path_;  // absolute, normalised out_dir
-  std::string staging_;
-  std::vector<std::string> files_;
-  std::vector<torch::Tensor> grid_images_;
-  std::map<int64_t, int64_t> per_class_count_;
-  std::unique_ptr<NpzStream> npz_;
-  bool committed_ = false;
-};
-
-// torchvision.utils.make_grid layout on uint8 images [N, H, W, 3]: nrow images per row, 2-pixel padding of 0
-// around and between tiles -> [rows*(H+2)+2, min(nrow,N)*(W+2)+2, 3].
-torch::Tensor make_grid_u8(const torch::Tensor& images, int64_t nrow, int64_t padding = 2);
-
-// Writes `array` (uint8, any shape, CPU) as `name`.npy inside an uncompressed .npz (zip, ZIP64 when large) in one
-// pass; what numpy.load(path)[name] returns.
-// force_zip64 writes the ZIP64 records even for small arrays (tests of the >4 GiB layout).
-void write_npz_u8(const std::string& path, const std::string& name, const torch::Tensor& array,
-                  bool force_zip64 = false);
-
-// The same .npz built from `count` items [H, W, C] uint8 (item(i) called in order), for arrays too large for
-// memory: shape = {count, H, W, C}. Written beside `path` and renamed into place when complete.
-void write_npz_u8_streamed(const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
-                           const std::function<torch::Tensor(int64_t)>& item);
-
-// "golden retriever" -> "golden_retriever": file-name-safe lowercase slug.
-std::string slugify(const std::string& s);
 
 }  // namespace moh::dit

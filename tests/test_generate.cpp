@@ -13,6 +13,7 @@
 #include "common/safetensors.h"
 #include "dit/diffusion.h"
 #include "dit/generate.h"
+#include "dit/generation_output.h"
 #include "dit/model.h"
 #include "dit/vae.h"
 #include "tests/catch_compat.h"
