@@ -9,6 +9,9 @@
 #include "common/error.h"
 #include "common/precision.h"
 #include "vit/aggregated_attention_cpu.h"
+#ifdef MOH_WITH_CUDA
+#include "common/vit_aggregated_cuda.h"
+#endif
 
 namespace moh::vit {
 namespace F = torch::nn::functional;
@@ -176,7 +179,48 @@ torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H
   }
   if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(x) && q->weight.scalar_type() == x.scalar_type())
     return forward_fused_cpu(x, H, W, tables, debug);
+#ifdef MOH_WITH_CUDA
+  if (!needs_grad && x.is_cuda() && cuda::vit_aggregated_kernel_enabled()) return forward_fused_cuda(x, H, W, tables, debug);
+#endif
   return forward_reference(x, H, W, tables, debug);
+}
+
+torch::Tensor AggregatedAttentionImpl::forward_fused_cuda(const torch::Tensor& x, int64_t H, int64_t W,
+                                                          const CpbTables& tables, AttentionDebug* debug) {
+#ifdef MOH_WITH_CUDA
+  check_input(x, H, W, o_, "AggregatedAttention");
+  const auto B = x.size(0), N = x.size(1), C = o_.dim, P = o_.pool_size[0] * o_.pool_size[1];
+  MOH_CHECK(tables.num_queries == N && tables.num_keys == P, "AggregatedAttention: CPB tables are for ",
+            tables.num_queries, "x", tables.num_keys, " pairs, expected ", N, "x", P);
+  auto gates = moh_gates(x, gate_cfg_, gate.weights(), debug ? &debug->router : nullptr);  // [B, N, h]
+  // Pooled tokens exactly as forward_reference (sr conv, GELU, adaptive pool, LayerNorm in its weights' dtype).
+  auto x_img = x.transpose(1, 2).reshape({B, C, H, W});  // [B, N, C] -> [B, C, H, W]
+  auto pooled = F::adaptive_avg_pool2d(torch::gelu(sr(x_img)),
+                                       F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
+  // [B, C, P] -> [B, P, C]
+  auto x_pool = norm(pooled.reshape({B, C, P}).transpose(1, 2).to(norm->weight.scalar_type())).to(x.scalar_type());
+  cuda::VitAggregatedInputs in;
+  in.q = q(x).contiguous();                // [B, N, C] in the GEMM dtype
+  in.kv = kv(x).contiguous();              // [B, N, 2C]
+  in.kv_pool = kv(x_pool).contiguous();    // [B, P, 2C]
+  in.pool_bias = bias_(tables, cpb_fc1, cpb_fc2);  // [h, N, P]
+  in.temperature = temperature;
+  in.query_embedding = query_embedding;
+  in.seq_scale = seq_scale_.on(x.device());  // [N, 1] fp32
+  in.rpb_local = relative_pos_bias_local;
+  in.learnable_tokens = learnable_tokens;
+  in.learnable_bias = learnable_bias;
+  in.gates = gates;
+  in.H = H;
+  in.W = W;
+  in.window_size = o_.window_size;
+  in.num_heads = o_.num_heads;
+  auto y = cuda::vit_aggregated_attention(in);  // [B, N, C] gated heads, q's dtype
+  if (debug) debug->gates = gates;
+  return proj(as_dtype(y, proj->weight.scalar_type()));
+#else
+  throw Unsupported("AggregatedAttention::forward_fused_cuda: this build has no CUDA kernels");
+#endif
 }
 
 torch::Tensor AggregatedAttentionImpl::forward_fused_cpu(const torch::Tensor& x_in, int64_t H, int64_t W,

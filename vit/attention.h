@@ -74,6 +74,10 @@ class AggregatedAttentionImpl : public torch::nn::Module {
   // The fused CPU path; x must satisfy aggregated_attention_cpu_applicable().
   torch::Tensor forward_fused_cpu(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
                                   AttentionDebug* debug = nullptr);
+  // The fused CUDA kernel (kernels/moh_vit_aggregated.cu; UNRUN on a GPU so far): CUDA x without gradients, in CUDA
+  // builds only (throws moh::Unsupported otherwise). forward() takes it when MOH_VIT_AGG_KERNEL=1.
+  torch::Tensor forward_fused_cuda(const torch::Tensor& x, int64_t H, int64_t W, const CpbTables& tables,
+                                   AttentionDebug* debug = nullptr);
   // Lets tests and benchmarks force the reference path (default: fused where applicable).
   void set_use_fused_cpu(bool on) { use_fused_cpu_ = on; }
   const AttentionOptions& options() const { return o_; }
