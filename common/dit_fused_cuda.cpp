@@ -6,6 +6,9 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "common/error.h"
 #include "kernels/moh_dit_fused.h"
 
@@ -22,6 +25,11 @@ bool kernel_dtype(torch::ScalarType t, kernels::DType* out) {
 }
 
 }  // namespace
+
+bool dit_fused_kernel_enabled() {
+  const char* env = std::getenv("MOH_DIT_FUSED_KERNEL");
+  return env != nullptr && std::strcmp(env, "1") == 0;
+}
 
 bool dit_fused_supported(const torch::Tensor& x, const torch::Tensor* a,
                          std::initializer_list<const torch::Tensor*> vecs) {

@@ -8,6 +8,10 @@
 
 namespace moh::cuda {
 
+// MOH_DIT_FUSED_KERNEL=1 turns the kernel on inside moh::dit::gated_residual_norm_modulate / layer_norm_modulate;
+// off by default until a GPU run has checked it (tests/gpu_dit_fused.cpp calls it directly either way).
+bool dit_fused_kernel_enabled();
+
 // Whether the kernel takes these tensors: CUDA, one device, x [B, T, C] fp32/bf16/fp16 with a unit column stride,
 // a (optional) [B, T, C], every modulation vector [B, C] with a unit column stride, one dtype for a and the vectors
 // (equal to x's or with fp32 x).

@@ -30,7 +30,7 @@ void check_shapes(const torch::Tensor& x, const torch::Tensor* a, std::initializ
 #ifdef MOH_WITH_CUDA
 bool use_kernel(const torch::Tensor& x, const torch::Tensor* a, std::initializer_list<const torch::Tensor*> vecs,
                 torch::ScalarType z_dtype) {
-  if (!x.is_cuda() || z_dtype != (*vecs.begin())->scalar_type()) return false;
+  if (!x.is_cuda() || z_dtype != (*vecs.begin())->scalar_type() || !cuda::dit_fused_kernel_enabled()) return false;
   if (torch::GradMode::is_enabled()) {  // forward-only kernel: training keeps the differentiable reference
     bool grad = x.requires_grad() || (a && a->requires_grad());
     for (const auto* v : vecs) grad = grad || v->requires_grad();

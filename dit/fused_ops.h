@@ -1,6 +1,7 @@
 // Fused elementwise ops of the MoH-DiT block (SkyworkAI/MoH MoH-DiT/models.py `DiTBlock.forward`, `modulate`,
 // `FinalLayer.forward`): the LibTorch reference of each, used on every device, and the CUDA kernel
-// (kernels/moh_dit_fused.cu through common/dit_fused_cuda.h) for CUDA tensors when this build has it.
+// (kernels/moh_dit_fused.cu through common/dit_fused_cuda.h) for CUDA tensors when this build has it and
+// MOH_DIT_FUSED_KERNEL=1 (off by default: the kernel has not run on a GPU yet).
 //
 //   layer_norm_modulate(x, shift, scale)                z = LN(x) * (1 + scale[:, None]) + shift[:, None]
 //   gated_residual_norm_modulate(x, a, gate, shift, scale)

@@ -102,9 +102,11 @@ DiTBlockImpl::DiTBlockImpl(const DiTConfig& cfg, int64_t layer) : hidden_(cfg.hi
       "adaLN_modulation", torch::nn::Sequential(torch::nn::SiLU(), Linear(cfg.hidden_size, 6 * cfg.hidden_size, true)));
 }
 
-torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& silu_c, DiTBlockDebug* debug) {
-  // adaLN_modulation.0 (SiLU) was applied once by the caller; .1 is the Linear.
-  auto mod = adaLN_modulation->ptr(1)->as<LinearImpl>()->forward(silu_c).chunk(6, 1);  // 6 x [B, C]
+torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& silu_c, DiTBlockDebug* debug,
+                                    const torch::Tensor& mod_all) {
+  // adaLN_modulation.0 (SiLU) was applied once by the caller; .1 is the Linear (or the caller's batched adaLN GEMM).
+  auto mod = (mod_all.defined() ? mod_all : adaLN_modulation->ptr(1)->as<LinearImpl>()->forward(silu_c))
+                 .chunk(6, 1);  // [B, 6C] -> 6 x [B, C]
   const auto &shift_msa = mod[0], &scale_msa = mod[1], &gate_msa = mod[2];
   const auto &shift_mlp = mod[3], &scale_mlp = mod[4], &gate_mlp = mod[5];
 
@@ -197,9 +199,15 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   record("y_embedder", ye);
   record("c", c);
   auto silu_c = torch::silu(c);  // shared by every adaLN_modulation (each starts with SiLU)
+  // One adaLN GEMM for all blocks when their weights are stacked (inference: stacked on first use).
+  if (!torch::GradMode::is_enabled() && !adaln_stacked()) stack_adaln();
+  std::vector<torch::Tensor> mods;
+  if (!torch::GradMode::is_enabled() && adaln_stacked())
+    mods = batched_adaln(silu_c, adaln_w_, adaln_b_, static_cast<int64_t>(block_list_.size()));  // depth x [B, 6C]
   for (size_t i = 0; i < block_list_.size(); ++i) {
     DiTBlockDebug bd;
-    h = block_list_[i]->forward(h, silu_c, debug || gate_recorder_ ? &bd : nullptr);
+    h = block_list_[i]->forward(h, silu_c, debug || gate_recorder_ ? &bd : nullptr,
+                                mods.empty() ? torch::Tensor() : mods[i]);
     const std::string name = "blocks." + std::to_string(i);
     if (gate_recorder_) gate_recorder_(name, bd.gates);
     record(name, h);
@@ -211,6 +219,40 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   auto f = final_layer->forward(h, silu_c);  // [B, T, p*p*out]
   record("final_layer", f);
   return unpatchify(as_dtype(f, pos_embed.scalar_type()));  // mixed precision: back to the fp32 stream dtype
+}
+
+void DiTImpl::stack_adaln() {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> ws, bs;
+  for (auto& b : block_list_) {
+    auto* lin = b->adaLN_modulation->ptr(1)->as<LinearImpl>();
+    ws.push_back(lin->weight);
+    bs.push_back(lin->bias);
+  }
+  if (ws.empty()) return;
+  adaln_w_ = stack_adaln_weights(ws);  // [depth*6C, C]
+  adaln_b_ = stack_adaln_biases(bs);   // [depth*6C]
+  const int64_t rows = ws[0].size(0);
+  for (size_t i = 0; i < block_list_.size(); ++i) {  // each block's parameters become views of the stacked rows
+    auto* lin = block_list_[i]->adaLN_modulation->ptr(1)->as<LinearImpl>();
+    lin->weight.set_data(adaln_w_.narrow(0, static_cast<int64_t>(i) * rows, rows));
+    lin->bias.set_data(adaln_b_.narrow(0, static_cast<int64_t>(i) * rows, rows));
+  }
+}
+
+bool DiTImpl::adaln_stacked() const {
+  if (!adaln_w_.defined() || block_list_.empty()) return false;
+  const int64_t rows = adaln_w_.size(0) / static_cast<int64_t>(block_list_.size());
+  const auto* wbase = static_cast<const char*>(adaln_w_.data_ptr());
+  const auto* bbase = static_cast<const char*>(adaln_b_.data_ptr());
+  for (size_t i = 0; i < block_list_.size(); ++i) {
+    const auto* lin = block_list_[i]->adaLN_modulation->ptr(1)->as<LinearImpl>();
+    const int64_t r0 = static_cast<int64_t>(i) * rows;
+    if (lin->weight.data_ptr() != wbase + r0 * adaln_w_.stride(0) * adaln_w_.element_size() ||
+        lin->bias.data_ptr() != bbase + r0 * adaln_b_.element_size() || lin->weight.size(0) != rows)
+      return false;  // moved or cast since stacking (to() replaces each parameter's data)
+  }
+  return true;
 }
 
 torch::Tensor DiTImpl::forward_with_cfg(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y,

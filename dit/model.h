@@ -85,7 +85,9 @@ class DiTBlockImpl : public torch::nn::Module {
  public:
   DiTBlockImpl(const DiTConfig& cfg, int64_t layer);
   // x: [B, T, C]; silu_c: SiLU(c) [B, C] (computed once per forward and shared by all blocks).
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& silu_c, DiTBlockDebug* debug = nullptr);
+  // mod: this block's adaLN output [B, 6C] when the caller computed it (batched adaLN); undefined = compute here.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& silu_c, DiTBlockDebug* debug = nullptr,
+                        const torch::Tensor& mod = {});
   MoHAttention attn{nullptr};
   Mlp mlp{nullptr};
   torch::nn::Sequential adaLN_modulation{nullptr};  // .0 SiLU (applied by the caller once), .1 Linear(C, 6C)
@@ -140,6 +142,12 @@ class DiTImpl : public torch::nn::Module {
   void set_gate_recorder(GateRecorder recorder) { gate_recorder_ = std::move(recorder); }
   // The 2-D sin-cos table [1, T, C] as the official get_2d_sincos_pos_embed (float64 math, cast to fp32).
   static torch::Tensor sincos_pos_embed(int64_t hidden_size, int64_t grid_size);
+  // Batched adaLN (dit/fused_ops.h): every block's adaLN_modulation.1 weight/bias moves into one stacked tensor (the
+  // blocks' parameters become views of it: no extra memory), so forward runs one [B, C] x [C, depth*6C] GEMM instead
+  // of one per block. forward() does this itself on its first call without gradients; a later to()/cast undoes the
+  // views, which forward detects (then per-block GEMMs until it stacks again).
+  void stack_adaln();
+  bool adaln_stacked() const;
 
   torch::Tensor pos_embed;  // parameter [1, T, C], requires_grad false; the checkpoint value overrides the init
   PatchEmbed x_embedder{nullptr};
@@ -152,6 +160,7 @@ class DiTImpl : public torch::nn::Module {
   DiTConfig cfg_;
   GateRecorder gate_recorder_;
   std::vector<DiTBlock> block_list_;  // typed handles to blocks (the ModuleList holds the same modules)
+  torch::Tensor adaln_w_, adaln_b_;   // [depth*6C, C], [depth*6C] when stacked (stack_adaln)
 };
 TORCH_MODULE(DiT);
 

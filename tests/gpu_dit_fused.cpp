@@ -6,6 +6,7 @@
 // Built only with CUDA Torch. UNRUN so far: written without a GPU (issue 16).
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <tuple>
 #include <vector>
 
@@ -79,6 +80,8 @@ TEST_CASE("Fused DiT residual/LayerNorm/modulate kernel matches the LibTorch ref
 
 TEST_CASE("DiT fused ops dispatch to the kernel on CUDA and refuse what it cannot take", "[gpu]") {
   REQUIRE(torch::cuda::is_available());
+  setenv("MOH_DIT_FUSED_KERNEL", "1", 1);  // the dispatcher's opt-in (off by default until this test has passed)
+  REQUIRE(moh::cuda::dit_fused_kernel_enabled());
   torch::NoGradGuard no_grad;
   const torch::Device dev(torch::kCUDA, 0);
   auto x = torch::randn({2, 9, 40}, dev), a = torch::randn({2, 9, 40}, dev), mod = torch::randn({2, 240}, dev);

@@ -4,6 +4,8 @@
 // closer to them than pure bf16 — the CUDA counterpart of tests/test_precision.cpp, with the same bounds. Built only with CUDA Torch. UNRUN so far (issue 16).
 #include <torch/torch.h>
 
+#include <cstdlib>
+
 #include "common/golden.h"
 #include "common/precision.h"
 #include "common/weights.h"
@@ -27,6 +29,9 @@ double rel_err(const torch::Tensor& ours, const torch::Tensor& ref) {
 
 TEST_CASE("Mixed precision on CUDA: DiT and ViT goldens within tolerance of fp32, closer than pure bf16", "[gpu]") {
   REQUIRE(torch::cuda::is_available());
+  // End to end with the new fused kernels on (opt-in by default until the GPU run has checked them).
+  setenv("MOH_DIT_FUSED_KERNEL", "1", 1);
+  setenv("MOH_VIT_AGG_KERNEL", "1", 1);
   torch::NoGradGuard no_grad;
   const torch::Device dev(torch::kCUDA, 0);
   {

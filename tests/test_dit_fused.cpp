@@ -119,3 +119,33 @@ TEST_CASE("fc1 -> GELU reference equals the model's Mlp first half; batched adaL
     CHECK(torch::allclose(mods[static_cast<size_t>(i)], per_block, 1e-5, 1e-6));
   }
 }
+
+TEST_CASE("DiT forward stacks the adaLN weights once (views, no copy) and agrees with per-block GEMMs", "[dit]") {
+  moh::GoldenFile g(moh::test::data_path("golden/dit_model.safetensors"));
+  auto cfg = moh::dit::DiTConfig::from_json(g.config().at("model"));
+  moh::dit::DiT model(cfg);
+  moh::load_state_dict(*model, g.weights());
+  const auto x = g.get("in.x"), t = g.get("in.t"), y = g.get("in.y");
+  CHECK_FALSE(model->adaln_stacked());
+  torch::Tensor per_block;
+  {
+    torch::AutoGradMode grad(true);  // with gradients on, forward keeps one GEMM per block and stacks nothing
+    per_block = model->forward(x, t, y).detach();
+    CHECK_FALSE(model->adaln_stacked());
+  }
+  torch::NoGradGuard no_grad;
+  const auto batched = model->forward(x, t, y);
+  CHECK(model->adaln_stacked());
+  CHECK(torch::allclose(batched, per_block, 1e-5, 1e-6));
+  CHECK(torch::allclose(batched, g.get("out.y"), 1e-4, 1e-5));
+  // The blocks' parameters are views into the stacked tensor, so loading weights afterwards updates it too.
+  auto state = g.weights();
+  moh::load_state_dict(*model, state);
+  CHECK(model->adaln_stacked());
+  // A cast replaces every parameter's data: the stack is detected as stale, then rebuilt by the next forward.
+  model->to(torch::kFloat64);
+  CHECK_FALSE(model->adaln_stacked());
+  const auto again = model->forward(x.to(torch::kFloat64), t, y);
+  CHECK(model->adaln_stacked());
+  CHECK(torch::allclose(again.to(torch::kFloat32), per_block, 1e-4, 1e-5));
+}

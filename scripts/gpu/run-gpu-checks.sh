@@ -121,6 +121,13 @@ step build "${MOH_BUILD_TIMEOUT:-240}" bash -c "set -o pipefail; ninja -C build-
 # Tests first (console reporter with per-test durations; Catch2 v2 takes one reporter per run).
 step gpu-tests "${MOH_TEST_TIMEOUT:-90}" bash -c "build-gpu/tests/moh_gpu_tests '[gpu]' --durations yes 2>&1 | tee '$OUT/gpu-tests.log'; exit \${PIPESTATUS[0]}"
 TEST_RC=$?
+# The new fused kernels are opt-in until checked: the benchmarks use them only when every [gpu] test passed.
+if [ "$TEST_RC" -eq 0 ]; then
+  export MOH_DIT_FUSED_KERNEL=1 MOH_VIT_AGG_KERNEL=1
+  ORDER+=(fused-kernels); STATUS[fused-kernels]="on for the benchmarks (MOH_DIT_FUSED_KERNEL=1 MOH_VIT_AGG_KERNEL=1)"
+else
+  ORDER+=(fused-kernels); STATUS[fused-kernels]="off for the benchmarks: [gpu] tests failed"
+fi
 
 for b in $BENCHES; do
   step "bench-$b" "${MOH_BENCH_TIMEOUT:-60}" build-gpu/bin/moh-bench "$b" --device cuda --dtype bf16 \
