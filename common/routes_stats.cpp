@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "common/atomic_file.h"
+#include "common/csv.h"
 #include "common/distributed.h"
 #include "common/error.h"
 
@@ -17,13 +18,6 @@ void check_gates(const RouteLayer& l, const torch::Tensor& gates) {
   MOH_CHECK(gates.dim() == 3 && gates.size(1) == l.tokens() && gates.size(2) == l.gates.num_heads, "layer '",
             l.name, "': expected gates [B, ", l.tokens(), ", ", l.gates.num_heads, "] (", l.grid_h, "x", l.grid_w,
             " tokens), got ", gates.sizes());
-}
-
-std::string csv_text(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 }  // namespace
@@ -186,7 +180,7 @@ void RouteClassStats::write_csv(const std::string& path, const std::function<std
       for (int64_t head = g.shared_head; head < g.num_heads; ++head) {
         char v[32];
         std::snprintf(v, sizeof v, "%.6f", load(i, c, head));
-        os << c << "," << csv_text(class_name(c)) << "," << layers_[i].name << "," << head << "," << g.num_heads
+        os << c << "," << csv_field(class_name(c)) << "," << layers_[i].name << "," << head << "," << g.num_heads
            << "," << g.shared_head << "," << g.routed_head << "," << n << "," << v << "\n";
       }
     }
