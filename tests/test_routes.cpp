@@ -9,8 +9,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/distributed.h"
 #include "common/error.h"
 #include "common/heatmap.h"
+#include "common/idx.h"
 #include "common/image_io.h"
 #include "common/moh_gates.h"
 #include "common/routes_report.h"
@@ -313,9 +315,7 @@ TEST_CASE("MoH-DiT routes: bands of one sampling run, conditional pass, exact sk
                  .chunk(6, 1);  // 6 x [2, C]
   auto u = torch::layer_norm(h_in, {h_in.size(-1)}, {}, {}, 1e-6) * (1 + mod[1].unsqueeze(1)) + mod[0].unsqueeze(1);
   moh::MoHGateWeights gw;
-  gw.wg = blk->attn->wg->weight;
-  gw.wg_0 = blk->attn->wg_0->weight;
-  gw.wg_1 = blk->attn->wg_1->weight;
+  gw = blk->attn->gate.weights();
   CHECK(torch::allclose(seen, moh::moh_gates(u, src.config.gate_config(5), gw), 1e-5, 1e-5));
 }
 
@@ -437,4 +437,27 @@ TEST_CASE("moh-eval --routes-stats: per class and layer, the mean load of each r
           ++compared;
         }
   CHECK(compared == 18);
+}
+
+TEST_CASE("moh-eval --routes-stats: two ranks under torchrun give the one-process CSV", "[routes]") {
+  if (!MOH_NEED(moh::dist::multi_process_supported(), "a build with Gloo (libgloo-dev)")) return;
+  const std::string torchrun = repo_path("scripts/torchrun.sh");
+  if (!MOH_NEED(moh::test::run_command(torchrun + " --check > /dev/null 2>&1") == 0,
+                "torchrun (python3-torch; scripts/torchrun.sh --check)"))
+    return;
+  const std::string data = moh::default_fashion_mnist_dir();
+  if (!MOH_NEED(!data.empty(), "dataset-fashion-mnist is not installed (scripts/setup-deps.sh installs it)")) return;
+  const auto dir = moh::test::temp_dir("routes_dist");
+  const std::string args = " -q --weights " + repo_path("models/moh-vit-fmnist.safetensors") + " --data " + data +
+                           " --limit 60 --batch-size 16 --device cpu --threads 1 --routes-stats " + dir;
+  std::string out1, out2;
+  REQUIRE(moh::test::run_command(moh::test::bin_path("moh-eval") + args + "/one.csv 2>&1", &out1) == 0);
+  const int rc = moh::test::run_command(torchrun + " --standalone --nproc_per_node 2 --no_python " +
+                                            moh::test::bin_path("moh-eval") + args + "/two.csv 2>&1",
+                                        &out2);
+  INFO(out1 << "\n---- torchrun:\n" << out2);
+  REQUIRE(rc == 0);
+  const auto one = read_csv(dir + "/one.csv"), two = read_csv(dir + "/two.csv");
+  CHECK(one.size() == 1 + 10 * 18);  // 60 evenly spaced test images cover all 10 classes
+  CHECK(one == two);
 }
