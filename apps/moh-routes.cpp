@@ -9,15 +9,13 @@
 #include <optional>
 
 #include "apps/app_main.h"
-#include "common/device.h"
 #include "common/error.h"
 #include "common/heatmap.h"
 #include "common/image_io.h"
 #include "common/routes_report.h"
-#include "dit/model_source.h"
+#include "dit/generator.h"
 #include "dit/routes.h"
 #include "vit/classifier.h"
-#include "vit/model_source.h"
 #include "vit/routes.h"
 
 namespace {
@@ -103,8 +101,6 @@ int main(int argc, char** argv) {
     moh::apply_threads_option(threads);
     MOH_CHECK(image.empty() != class_name.empty(), "give either an IMAGE (MoH-ViT weights) or --class NAME (MoH-DiT "
               "weights), not ", image.empty() ? "neither" : "both", "; see moh-routes --help");
-    const auto device = moh::parse_device(device_spec);
-    const auto dtype = moh::parse_dtype(dtype_spec, device);
     const auto backend = backend_of(s);
     moh::StagedDir out(s.out_dir, s.overwrite);  // an unwritable --out fails before any model work
     moh::RouteMapOptions mo;
@@ -114,8 +110,12 @@ int main(int argc, char** argv) {
                         {"definitions", moh::route_definitions()}};
 
     if (!image.empty()) {  // ------------------------------------------------------------------ MoH-ViT
-      const auto source = moh::vit::resolve_vit_source(weights, model_spec);
-      moh::vit::Classifier clf(source, device, dtype);
+      moh::vit::ClassifierOptions co;
+      co.weights = weights;
+      co.model = model_spec;
+      co.device = device_spec;
+      co.dtype = dtype_spec;
+      moh::vit::Classifier clf(co);
       const auto r = moh::vit::vit_routes(clf, moh::decode_image_file(image));
       const int64_t S = r.input.size(-1), k = display_scale(s, S);
       const auto base = moh::display_image(r.input, k);  // [S*k, S*k, 3]
@@ -125,36 +125,30 @@ int main(int argc, char** argv) {
       out.write_png("contact_sheet.png", moh::route_contact_sheet(base, maps));
       auto pred = nlohmann::json::array();
       for (const auto& p : r.top) pred.push_back({{"index", p.index}, {"name", p.label}, {"probability", p.probability}});
-      j.update({{"kind", "vit"}, {"model", source.config.name}, {"model_config_origin", source.config_origin},
+      j.update({{"kind", "vit"}, {"model", clf.config().name}, {"model_config_origin", clf.config_origin()},
                 {"image", image}, {"input_size", {S, S}}, {"display_scale", k}, {"picture_size", {S * k, S * k}},
                 {"prediction", pred}, {"layers", moh::route_layers_json(r.layers, maps)},
                 {"contact_sheet", {{"file", "contact_sheet.png"}, {"rows", moh::contact_sheet_layout(maps)}}}});
       print_layers(r.layers, "");
       if (!r.top.empty()) std::printf("predicted: %s (%.3f)\n", r.top[0].label.c_str(), r.top[0].probability);
     } else {  // ----------------------------------------------------------------------------------- MoH-DiT
-      const auto src = moh::dit::resolve_dit_source(weights, model_spec);
-      moh::dit::GenerateParams p;
-      moh::dit::apply_recorded_sampling(src.sampling, p);
+      moh::dit::GeneratorOptions go;
+      go.weights = weights;
+      go.model = model_spec;
+      go.vae = vae_path;
+      go.vae_config = vae_config_spec;
+      go.device = device_spec;
+      go.dtype = dtype_spec;
+      moh::dit::Generator gen(go);
+      auto p = gen.default_params();  // the official defaults with the weights' recorded sampler settings
       if (steps) p.steps = *steps;
       if (cfg_scale) p.cfg_scale = *cfg_scale;
       p.sampler = sampler;
       p.seed = seed;
       p.batch_size = 1;
       p.progress = !quiet;
-      p.labels = {moh::dit::resolve_dit_class(class_name, src)};
-      MOH_CHECK(!vae_path.empty() || src.pixel_space, "--vae is required: model ", src.config.name, " generates ",
-                src.config.in_channels, "-channel latents; pass the SD VAE weights");
-      moh::dit::DiT model(src.config);
-      moh::dit::load_dit_weights(model, weights);
-      model->to(device, dtype);
-      model->eval();
-      std::optional<moh::dit::Vae> vae;
-      if (!vae_path.empty()) {
-        vae = moh::dit::load_vae(vae_path, moh::dit::VaeConfig::parse(vae_config_spec));
-        (*vae)->to(device, dtype);
-        (*vae)->eval();
-      }
-      const auto r = moh::dit::dit_routes(model, vae ? &*vae : nullptr, p, device, bands);
+      p.labels = gen.resolve_classes({class_name});
+      const auto r = moh::dit::dit_routes(gen.model(), gen.vae(), p, gen.device(), bands);
       const int64_t side = r.image_u8.size(0), k = display_scale(s, side);
       const auto base = moh::enlarge(r.image_u8, k);
       out.write_png("generated.png", r.image_u8);
@@ -171,8 +165,8 @@ int main(int argc, char** argv) {
         print_layers(b.layers, b.name + " ");
       }
       out.write_png("contact_sheet.png", moh::route_contact_sheet(base, all_maps));
-      j.update({{"kind", "dit"}, {"model", src.config.name}, {"model_config_origin", src.config_origin},
-                {"class", {{"index", p.labels[0]}, {"name", moh::dit::dit_class_name(p.labels[0], src)}}},
+      j.update({{"kind", "dit"}, {"model", gen.config().name}, {"generator", gen.describe()},
+                {"class", {{"index", p.labels[0]}, {"name", gen.class_name(p.labels[0])}}},
                 {"seed", seed}, {"settings", moh::dit::params_to_json(p)}, {"image", "generated.png"},
                 {"image_size", {side, side}}, {"display_scale", k}, {"picture_size", {side * k, side * k}},
                 {"bands_note", "steps: sampler calls, 0 = the first (noisiest); timesteps: the original 0..999 "

@@ -19,13 +19,6 @@ std::vector<RouteLayer> dit_route_layers(const DiTConfig& cfg) {
   return out;
 }
 
-void apply_recorded_sampling(const nlohmann::json& s, GenerateParams& p) {
-  if (s.contains("num_sampling_steps")) p.steps = s["num_sampling_steps"].get<int64_t>();
-  if (s.contains("cfg_scale")) p.cfg_scale = s["cfg_scale"].get<double>();
-  if (s.contains("cfg_all_channels")) p.cfg_all_channels = s["cfg_all_channels"].get<bool>();
-  if (s.contains("clip_denoised")) p.clip_denoised = s["clip_denoised"].get<bool>();
-}
-
 DiTRoutes dit_routes(DiT& model, Vae* vae, const GenerateParams& p_in, const torch::Device& device, int64_t bands) {
   MOH_CHECK(p_in.labels.size() == 1, "routing maps follow one image: give exactly one class (got ",
             p_in.labels.size(), ")");

@@ -7,7 +7,6 @@
 #pragma once
 #include <torch/torch.h>
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -34,10 +33,6 @@ struct DiTRoutes {
   torch::Tensor image_u8;  // [H, W, 3] uint8: the generated image
   GenerateStats stats;
 };
-
-// The sampler settings a self-describing model recorded (its "sampling" metadata: num_sampling_steps, cfg_scale,
-// cfg_all_channels, clip_denoised) written into `p`; keys it lacks leave p unchanged.
-void apply_recorded_sampling(const nlohmann::json& sampling, GenerateParams& p);
 
 // Generates one image (p.labels must hold exactly one label) and records the conditional pass's gates at every
 // step into `bands` equal bands of the p.steps sampler steps. Model (and VAE) must be on `device`.
