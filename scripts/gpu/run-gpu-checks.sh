@@ -10,8 +10,10 @@
 # ends inside the device tool's limit with its logs. At most 8 files come back from $OUT: gpu-checks.log (everything),
 # build.log, gpu-tests.log, bench-<b>.json per bench (3), bench-official.json when it runs, summary.txt.
 #   usage: scripts/gpu/run-gpu-checks.sh [bench...]       (default benches: attention dit vit)
+#   device tool: run(command="scripts/gpu/run-gpu-checks.sh", carry=[".deps"], timeout_s=540)
 #   env:   OUT (default ./gpu-out), MOH_GPU_BUDGET_S, MOH_BUILD_TIMEOUT (default 240), MOH_TEST_TIMEOUT (default 90),
-#          MOH_BENCH_TIMEOUT (default 60 per bench), MOH_CMAKE_ARGS, MOH_JOBS (default nproc),
+#          MOH_BENCH_TIMEOUT (default 60 per bench), MOH_BENCH_ARGS (default "--warmup 2 --iters 5"), MOH_CMAKE_ARGS,
+#          MOH_JOBS (default nproc),
 #          MOH_GPU_DRY_RUN=1 (print the commands, run none of them: for checking the script on a CPU machine)
 # Without an official checkout (.official/MoH, ignored) the official side-by-side step is skipped and says so:
 # scripts/bench-official.py times the official code on the CPU only today.
@@ -130,8 +132,9 @@ else
 fi
 
 for b in $BENCHES; do
+  # shellcheck disable=SC2086  # MOH_BENCH_ARGS is a list of words on purpose
   step "bench-$b" "${MOH_BENCH_TIMEOUT:-60}" build-gpu/bin/moh-bench "$b" --device cuda --dtype bf16 \
-    --json "$OUT/bench-$b.json"
+    ${MOH_BENCH_ARGS:---warmup 2 --iters 5} --json "$OUT/bench-$b.json"
 done
 
 if [ -d .official/MoH ] && grep -q 'add_argument("--device"' scripts/bench-official.py; then
