@@ -60,8 +60,8 @@ int main(int argc, char** argv) {
         "MoH-ViT, one image (the preprocessed input the model sees):\n"
         "  moh-routes --weights models/moh-vit-fmnist.safetensors shirt.png --out routes/\n"
         "  moh-routes --model moh-vit-s-80 --weights moh_transnext_small_80.pth cat.jpg --out cat-routes/\n"
-        "MoH-DiT, one sampling run: maps averaged over the early / middle / late thirds of the steps, on the generated\n"
-        "image (written as generated.png):\n"
+        "MoH-DiT, one sampling run: maps averaged over the early / middle / late thirds of the steps, on the\n"
+        "generated image (written as generated.png):\n"
         "  moh-routes --weights models/moh-dit-fmnist.safetensors --class Trouser --seed 3 --out trouser-routes/\n"
         "  moh-routes --model MoH-DiT-XL/2-90 --weights dit.pt --vae vae.safetensors --class 207 --out dog/"};
     std::string weights, model_spec, image, class_name, device_spec = "auto", dtype_spec = "auto";
@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
     app.add_option("--sampler", sampler, "MoH-DiT: ddpm (default) or ddim")->check(CLI::IsMember({"ddpm", "ddim"}));
     app.add_option("--bands", bands, "MoH-DiT: timestep bands of the run (default 3: early, middle, late)");
     app.add_option("--vae", vae_path, "MoH-DiT latent models: SD VAE weights");
-    app.add_option("--vae-config", vae_config_spec, "VAE architecture when the file records none (default sd-vae-ft-ema)");
+    app.add_option("--vae-config", vae_config_spec,
+                   "VAE architecture when the file records none (default sd-vae-ft-ema)");
     app.add_option("--out", s.out_dir, "output folder (created; must be new or empty unless --overwrite)")->required();
     app.add_flag("--overwrite", s.overwrite, "allow an existing non-empty --out (same-named files are replaced)");
     app.add_option("--scale", s.scale, "enlarge the picture by this integer factor (default: to at least 192 px)");
@@ -124,7 +125,8 @@ int main(int argc, char** argv) {
       out.write_png("input.png", base);
       out.write_png("contact_sheet.png", moh::route_contact_sheet(base, maps));
       auto pred = nlohmann::json::array();
-      for (const auto& p : r.top) pred.push_back({{"index", p.index}, {"name", p.label}, {"probability", p.probability}});
+      for (const auto& p : r.top)
+        pred.push_back({{"index", p.index}, {"name", p.label}, {"probability", p.probability}});
       j.update({{"kind", "vit"}, {"model", clf.config().name}, {"model_config_origin", clf.config_origin()},
                 {"image", image}, {"input_size", {S, S}}, {"display_scale", k}, {"picture_size", {S * k, S * k}},
                 {"prediction", pred}, {"layers", moh::route_layers_json(r.layers, maps)},

@@ -81,7 +81,8 @@ torch::Tensor colormap_jet(const torch::Tensor& values, double vmax, const std::
   if (backend == "opencv") return jet_opencv(lv);
 #endif
   const auto H = lv.size(0), W = lv.size(1);
-  return jet_table().index_select(0, lv.reshape({H * W}).to(torch::kInt64)).view({H, W, 3});  // [H*W, 3] -> [H, W, 3]
+  const auto flat = lv.reshape({H * W}).to(torch::kInt64);  // [H, W] -> [H*W] table rows
+  return jet_table().index_select(0, flat).view({H, W, 3});  // [H*W, 3] -> [H, W, 3]
 }
 
 torch::Tensor upsample_nearest(const torch::Tensor& grid, int64_t H, int64_t W) {
@@ -125,6 +126,7 @@ torch::Tensor enlarge(const torch::Tensor& hwc, int64_t scale) {
   MOH_CHECK(scale >= 1, "enlarge: scale must be at least 1, got ", scale);
   if (scale == 1) return hwc.contiguous();
   const auto H = hwc.size(0), W = hwc.size(1);
+  // [H, W, 3] -> [H*scale, W, 3] -> [H*scale, W*scale, 3]: each pixel repeated along rows, then columns.
   return hwc.repeat_interleave(scale, 0).repeat_interleave(scale, 1).contiguous().view({H * scale, W * scale, 3});
 }
 

@@ -29,7 +29,9 @@ using GateRecorder = std::function<void(const std::string& layer, const torch::T
 template <class Model>
 class ScopedGateRecorder {
  public:
-  ScopedGateRecorder(Model& model, GateRecorder recorder) : model_(model) { model_->set_gate_recorder(std::move(recorder)); }
+  ScopedGateRecorder(Model& model, GateRecorder recorder) : model_(model) {
+    model_->set_gate_recorder(std::move(recorder));
+  }
   ~ScopedGateRecorder() { model_->set_gate_recorder({}); }
   ScopedGateRecorder(const ScopedGateRecorder&) = delete;
   ScopedGateRecorder& operator=(const ScopedGateRecorder&) = delete;

@@ -33,7 +33,8 @@ DiTRoutes dit_routes(DiT& model, Vae* vae, const GenerateParams& p_in, const tor
   DiTRoutes r;
   for (int64_t b = 0; b < bands; ++b) {
     DiTRouteBand band;
-    band.name = bands == 3 ? std::vector<std::string>{"early", "middle", "late"}[size_t(b)] : "band" + std::to_string(b);
+    static const char* const kThree[] = {"early", "middle", "late"};
+    band.name = bands == 3 ? std::string(kThree[b]) : "band" + std::to_string(b);
     band.first_step = (b * N + bands - 1) / bands;  // first call c with c * bands / N == b
     band.last_step = ((b + 1) * N + bands - 1) / bands - 1;
     // call c runs respaced index k = N-1-c (sampler order: noisiest first).
@@ -56,7 +57,8 @@ DiTRoutes dit_routes(DiT& model, Vae* vae, const GenerateParams& p_in, const tor
         if (st.layer().name == name) return st.add(gates.narrow(0, 0, 1));  // row 0: the conditional pass
       throw Error("MoH-DiT reported gates of an unknown layer '" + name + "' (internal error)");
     });
-    r.stats = generate_images(model, vae, p, device, [&](const GeneratedBatch& b) { r.image_u8 = b.images_u8[0].clone(); });
+    r.stats = generate_images(model, vae, p, device,
+                              [&](const GeneratedBatch& b) { r.image_u8 = b.images_u8[0].clone(); });
   }
   MOH_CHECK(step == N, "the sampler ran ", step, " steps, expected ", N, " (internal error)");
   MOH_CHECK(r.image_u8.defined(), "generation returned no image (internal error)");
