@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
     co.device = device;
     co.dtype = dtype;
     co.random_weights = random_weights;
+    moh::with_flag("--dtype", [&] { moh::parse_dtype(dtype, moh::with_flag("--device", [&] { return moh::parse_device(device); })); });
     moh::vit::Classifier clf(co);
     const auto& cfg = clf.config();
     const auto dev = clf.device();

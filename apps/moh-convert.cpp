@@ -41,7 +41,7 @@ void add_model_metadata(const std::string& model, std::map<std::string, std::str
   }
   std::string vit_err;
   try {
-    const auto cfg = moh::vit::resolve_vit_model(model);
+    const auto cfg = moh::vit::resolve_vit_config(model);
     meta["kind"] = "vit";
     meta["model"] = cfg.name;
     meta["config"] = moh::vit::vit_config_to_json(cfg).dump();

@@ -63,10 +63,10 @@ int main(int argc, char** argv) {
     moh::apply_threads_option(threads == 0 && group.multi() ? moh::dist::default_threads(group) : threads);
     const auto source = moh::vit::resolve_vit_source(weights, model);
     const auto& cfg = source.config;
-    const auto dev = moh::dist::rank_device(device, group);
-    const auto dt = moh::parse_dtype(dtype, dev);
+    const auto dev = moh::with_flag("--device", [&] { return moh::dist::rank_device(device, group); });
+    const auto dt = moh::with_flag("--dtype", [&] { return moh::parse_dtype(dtype, dev); });
     o.progress = !quiet;
-    const auto all = moh::vit::list_eval_dataset(data, labels, cfg, split);
+    const auto all = moh::with_flag("--data", [&] { return moh::vit::list_eval_dataset(data, labels, cfg, split); });
     const auto ds = moh::vit::subset_evenly(all, limit);
     if (group.is_main())
       std::cerr << "moh-eval: " << ds.samples.size() << " of " << all.samples.size() << " images from '" << ds.root

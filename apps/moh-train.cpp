@@ -11,6 +11,7 @@
 
 #include "apps/app_main.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/idx.h"
 #include "common/progress.h"
 #include "common/train_utils.h"
@@ -18,16 +19,6 @@
 #include "vit/train.h"
 
 namespace {
-
-nlohmann::json read_json(const std::string& path) {
-  std::ifstream f(path);
-  MOH_CHECK(f.good(), "cannot open config '", path, "'");
-  try {
-    return nlohmann::json::parse(f);
-  } catch (const std::exception& e) {
-    throw moh::Error("config '" + path + "' is not valid JSON: " + e.what());
-  }
-}
 
 // Log lines on stdout (kept in logs) and a progress bar on stderr.
 struct Reporter {
@@ -82,7 +73,7 @@ int main(int argc, char** argv) {
     if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::apply_threads_option(threads);
 
-    const nlohmann::json j = read_json(config_path);
+    const nlohmann::json j = moh::read_json_file(config_path, "training config");
     if (j.contains("kind"))
       MOH_CHECK(j["kind"] == kind, "config '", config_path, "' is for a '", j["kind"].get<std::string>(),
                 "' model; run moh-train ", j["kind"].get<std::string>(), " or pick another config");

@@ -1,6 +1,7 @@
 #include "common/golden.h"
 
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace moh {
 
@@ -8,27 +9,41 @@ GoldenFile::GoldenFile(const std::string& path) : file_(std::make_shared<Safeten
   const std::string fmt = file_->meta("format");
   MOH_CHECK(fmt == "moh-golden-v1", "'", path, "' is not a reference file (metadata 'format' is '", fmt,
             "', expected 'moh-golden-v1')");
-  try {
-    config_ = nlohmann::json::parse(file_->meta("config", "{}"));
-    tolerance_ = nlohmann::json::parse(file_->meta("recommended_tolerance", "{}"));
-  } catch (const std::exception& e) {
-    throw Error("reference file '" + path + "': metadata 'config' or 'recommended_tolerance' is not valid JSON (" +
-                e.what() + ")");
-  }
+  const auto& meta = file_->metadata();
+  config_ = meta.count("config") ? metadata_json(meta, "config", path) : nlohmann::json::object();
+  tolerance_ = meta.count("recommended_tolerance") ? metadata_json(meta, "recommended_tolerance", path)
+                                                   : nlohmann::json::object();
 }
 
 std::string GoldenFile::family() const { return file_->meta("family"); }
 
-Tolerance GoldenFile::tolerance(const std::string& output) const {
-  Tolerance t;
-  const nlohmann::json* src = &tolerance_;
-  if (!output.empty() && tolerance_.is_object() && tolerance_.contains(output) && tolerance_[output].is_object())
-    src = &tolerance_[output];
-  if (src->is_object()) {
-    if (src->contains("atol") && (*src)["atol"].is_number()) t.atol = (*src)["atol"].get<double>();
-    if (src->contains("rtol") && (*src)["rtol"].is_number()) t.rtol = (*src)["rtol"].get<double>();
+namespace {
+// atol / rtol of a JSON object over `t` (entries that are absent or not numbers keep t's values).
+Tolerance read_tolerance(const nlohmann::json& src, Tolerance t) {
+  if (src.is_object()) {
+    if (src.contains("atol") && src["atol"].is_number()) t.atol = src["atol"].get<double>();
+    if (src.contains("rtol") && src["rtol"].is_number()) t.rtol = src["rtol"].get<double>();
   }
   return t;
+}
+}  // namespace
+
+Tolerance GoldenFile::tolerance(const std::string& output) const {
+  if (!output.empty() && tolerance_.is_object() && tolerance_.contains(output) && tolerance_[output].is_object())
+    return read_tolerance(tolerance_[output], Tolerance{});
+  return read_tolerance(tolerance_, Tolerance{});
+}
+
+Tolerance GoldenFile::tolerance_from(const std::string& meta_key, const Tolerance& fallback) const {
+  const std::string text = file_->meta(meta_key);
+  if (text.empty()) return fallback;
+  return read_tolerance(metadata_json(file_->metadata(), meta_key, path()), fallback);
+}
+
+double GoldenFile::tolerance_number(const std::string& key, double fallback) const {
+  if (tolerance_.is_object() && tolerance_.contains(key) && tolerance_[key].is_number())
+    return tolerance_[key].get<double>();
+  return fallback;
 }
 
 std::map<std::string, torch::Tensor> GoldenFile::weights() const {

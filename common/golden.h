@@ -28,6 +28,10 @@ class GoldenFile {
   const nlohmann::json& config() const { return config_; }
   // Tolerance recommended by the file (atol, rtol), for one output name when given per output.
   Tolerance tolerance(const std::string& output = "") const;
+  // atol/rtol from another JSON metadata entry (e.g. "pipeline_tolerance"); `fallback` where it is absent.
+  Tolerance tolerance_from(const std::string& meta_key, const Tolerance& fallback) const;
+  // A number stored in recommended_tolerance under `key` (e.g. "atol_rel_to_max"), or `fallback`.
+  double tolerance_number(const std::string& key, double fallback) const;
   bool has(const std::string& name) const { return file_->contains(name); }
   torch::Tensor get(const std::string& name) const { return file_->tensor(name); }
   // Weights only (tensors without an in./out./mid./buf. prefix), under their official names.

@@ -127,7 +127,7 @@ std::string find_idx_file(const std::string& dir, const std::string& stem) {
     if (fs::is_regular_file(p)) return p.string();
   }
   throw Error("Fashion-MNIST file '" + stem + "[.gz]' not found in '" + dir +
-              "'; pass --data with the folder holding the four *-ubyte.gz files (Debian: apt install "
+              "'; give the folder holding the four *-ubyte.gz files (Debian: apt install "
               "dataset-fashion-mnist -> /usr/share/datasets/fashion-mnist)");
 }
 }  // namespace

@@ -66,12 +66,4 @@ torch::Tensor moh_gated_attention(const torch::Tensor& q, const torch::Tensor& k
   return moh_gated_attention_reference(q, k, v, gates, scale);
 }
 
-bool moh_cuda_kernels_available() {
-#ifdef MOH_WITH_CUDA
-  return torch::cuda::is_available();
-#else
-  return false;
-#endif
-}
-
 }  // namespace moh

@@ -23,7 +23,4 @@ torch::Tensor moh_gated_attention_cpu(const torch::Tensor& q, const torch::Tenso
 torch::Tensor moh_gated_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                             const torch::Tensor& gates, double scale);
 
-// True when this build can run the CUDA kernels (Torch with CUDA and a visible device).
-bool moh_cuda_kernels_available();
-
 }  // namespace moh

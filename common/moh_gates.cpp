@@ -68,4 +68,21 @@ torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const 
   return gates.reshape({B, N, cfg.num_heads});  // [B*N, h] -> [B, N, h]
 }
 
+void MoHGateLayers::create(torch::nn::Module& owner, int64_t dim, const MoHGateConfig& cfg) {
+  auto linear = [&](const char* name, int64_t out) {
+    return owner.register_module(name, torch::nn::Linear(torch::nn::LinearOptions(dim, out).bias(false)));
+  };
+  if (cfg.has_wg()) wg = linear("wg", cfg.experts());
+  if (cfg.has_wg0()) wg_0 = linear("wg_0", 2);
+  if (cfg.has_wg1()) wg_1 = linear("wg_1", cfg.shared_head);
+}
+
+MoHGateWeights MoHGateLayers::weights() const {
+  MoHGateWeights w;
+  if (wg) w.wg = wg->weight;
+  if (wg_0) w.wg_0 = wg_0->weight;
+  if (wg_1) w.wg_1 = wg_1->weight;
+  return w;
+}
+
 }  // namespace moh

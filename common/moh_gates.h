@@ -32,6 +32,15 @@ struct MoHGateWeights {
   torch::Tensor wg_1;  // [hs, C]
 };
 
+// The router's bias-free Linears wg / wg_0 / wg_1 as children of an attention module, created like the official
+// constructors (spec/moh-attention.md §1; same names in MoH-ViT and MoH-DiT), only those `cfg` needs.
+struct MoHGateLayers {
+  torch::nn::Linear wg{nullptr}, wg_0{nullptr}, wg_1{nullptr};
+  // Registers them on `owner` (call where the official __init__ creates them: after proj).
+  void create(torch::nn::Module& owner, int64_t dim, const MoHGateConfig& cfg);
+  MoHGateWeights weights() const;
+};
+
 // Optional intermediates for parity checks.
 struct MoHGateDebug {
   torch::Tensor router_probs;  // [B*N, E] softmax(wg(u))

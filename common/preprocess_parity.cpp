@@ -48,15 +48,8 @@ std::vector<ParityCheck> run_preproc_parity(const GoldenFile& g) {
   add_exact(checks, g, "mid.resized_u8", image_to_hwc_tensor(s.resized));
   add_exact(checks, g, "mid.cropped_u8", image_to_hwc_tensor(s.cropped));
   if (g.has("out.tensor")) {
-    Tolerance t{1e-6, 0.0};  // README 4.6: float part matches to <= 1e-6 given identical uint8 input
-    const auto& tol = g.file().meta("recommended_tolerance");
-    try {
-      const auto j = nlohmann::json::parse(tol.empty() ? "{}" : tol);
-      if (j.is_object() && j.contains("out.tensor_atol_if_u8_exact") && j["out.tensor_atol_if_u8_exact"].is_number())
-        t.atol = j["out.tensor_atol_if_u8_exact"].get<double>();
-    } catch (const std::exception&) {
-      // GoldenFile already validated this JSON; keep the default if it is absent.
-    }
+    // README 4.6: the float part matches to <= 1e-6 given identical uint8 input.
+    const Tolerance t{g.tolerance_number("out.tensor_atol_if_u8_exact", 1e-6), 0.0};
     checks.push_back({"out.tensor", s.tensor, g.get("out.tensor"), t});
   }
 

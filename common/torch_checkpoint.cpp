@@ -109,7 +109,7 @@ TorchCheckpoint::TorchCheckpoint(const std::string& path, const std::string& key
     }
     if (!weights) {
       MOH_CHECK(has_tensor_values(root), where, "has no tensors under 'ema', 'model' or 'state_dict' and none at the ",
-                "top level (entries: ", list_keys(), "); choose the entry with --key");
+                "top level (entries: ", list_keys(), "); choose the entry with a checkpoint key");
       weights = &root;
     }
   }

@@ -73,7 +73,7 @@ void load_state_dict(torch::nn::Module& module, const std::map<std::string, torc
     std::ostringstream os;
     os << "weights in " << options.source << " do not match the model (" << missing.size() << " missing, "
        << unexpected.size() << " unexpected, " << mismatched.size() << " shape mismatches); "
-       << "check that --model names the preset/config these weights were trained with";
+       << "check that the model preset/config is the one these weights were trained with";
     auto list = [&os](const char* what, const std::vector<std::string>& v) {
       if (v.empty()) return;
       os << "\n  " << what << " (" << v.size() << "):";

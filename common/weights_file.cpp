@@ -38,8 +38,8 @@ WeightsFormat detect_weights_format(const std::string& path) {
 WeightsFile::WeightsFile(const std::string& path, const std::string& key)
     : path_(path), format_(detect_weights_format(path)) {
   if (format_ == WeightsFormat::Safetensors) {
-    MOH_CHECK(key.empty(), "'", path, "' is a safetensors file: a checkpoint key (--key ", key,
-              ") applies only to PyTorch checkpoints");
+    MOH_CHECK(key.empty(), "'", path, "' is a safetensors file: a checkpoint key ('", key,
+              "') applies only to PyTorch checkpoints");
     st_ = std::make_unique<SafetensorsFile>(path);
     names_ = st_->names();
   } else {
@@ -99,15 +99,6 @@ void load_weights_into(torch::nn::Module& module, const WeightsFile& file, LoadO
   load_state_dict(module, tensors, options);
   tensors.clear();
   for (const auto& name : file.names()) file.release(name);  // the module holds copies now: unmap the pages read
-}
-
-nlohmann::json metadata_json(const std::map<std::string, std::string>& meta, const std::string& key,
-                             const std::string& path) {
-  try {
-    return nlohmann::json::parse(meta.at(key));
-  } catch (const std::exception& e) {
-    throw Error("weights file '" + path + "': metadata '" + key + "' is not valid JSON (" + e.what() + ")");
-  }
 }
 
 }  // namespace moh

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/json_file.h"
 #include "common/weights.h"
 
 namespace moh {
@@ -57,11 +58,6 @@ class WeightsFile {
   std::unique_ptr<TorchCheckpoint> pt_;
   std::vector<std::string> names_;
 };
-
-// The JSON value of metadata entry `key` (self-describing weights store configs as JSON strings); throws moh::Error
-// naming the file and the key when it is not valid JSON.
-nlohmann::json metadata_json(const std::map<std::string, std::string>& meta, const std::string& key,
-                             const std::string& path);
 
 // Reads every tensor of the file (after the options' ignores) and loads it strictly (common/weights.h).
 void load_weights_into(torch::nn::Module& module, const WeightsFile& file, LoadOptions options = {});

@@ -11,6 +11,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace moh::dit {
 namespace {
@@ -60,13 +61,7 @@ const std::vector<DiTConfig>& presets() {
 }
 
 // Canonical key for name matching: lowercase, '/', '_' -> '-', without the "moh-dit-" prefix.
-std::string alias_key(const std::string& name) {
-  std::string k;
-  for (char ch : name) k += (ch == '/' || ch == '_') ? '-' : static_cast<char>(std::tolower((unsigned char)ch));
-  const std::string prefix = "moh-dit-";
-  if (k.rfind(prefix, 0) == 0) k = k.substr(prefix.size());
-  return k;
-}
+std::string alias_key(const std::string& name) { return preset_key(name, "moh-dit-"); }
 
 const DiTConfig* find_preset(const std::string& name) {
   const std::string key = alias_key(name);
@@ -234,15 +229,7 @@ DiTConfig dit_preset(const std::string& name) {
 }
 
 DiTConfig load_dit_config(const std::string& json_path) {
-  std::ifstream in(json_path);
-  MOH_CHECK(in.good(), "cannot open DiT config file '", json_path, "': check the path");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error("DiT config file '" + json_path + "' is not valid JSON: " + e.what());
-  }
-  return DiTConfig::from_json(j, "DiT config file '" + json_path + "'");
+  return DiTConfig::from_json(read_json_file(json_path, "DiT config file"), "DiT config file '" + json_path + "'");
 }
 
 void save_dit_config(const DiTConfig& cfg, const std::string& json_path) {
@@ -251,9 +238,7 @@ void save_dit_config(const DiTConfig& cfg, const std::string& json_path) {
 
 DiTConfig resolve_dit_config(const std::string& name_or_json) {
   if (const auto* p = find_preset(name_or_json)) return *p;
-  const bool looks_like_file = name_or_json.size() > 5 &&
-                               name_or_json.compare(name_or_json.size() - 5, 5, ".json") == 0;
-  if (looks_like_file || std::ifstream(name_or_json).good()) return load_dit_config(name_or_json);
+  if (is_json_file_spec(name_or_json)) return load_dit_config(name_or_json);
   return dit_preset(name_or_json);  // throws with the list of presets
 }
 

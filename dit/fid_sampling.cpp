@@ -13,6 +13,7 @@
 #include "common/atomic_file.h"
 #include "common/dist_progress.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/image_io.h"
 #include "common/seed_mix.h"
 #include "common/threads.h"
@@ -31,22 +32,16 @@ bool is_temp_file(const std::string& name) { return name.find(".tmp.") != std::s
 bool check_out_dir(const std::string& dir, const nlohmann::json& run) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return false;
-  MOH_CHECK(fs::is_directory(dir, ec), "--out '", dir, "' exists and is not a folder");
+  MOH_CHECK(fs::is_directory(dir, ec), "output folder '", dir, "' exists and is not a folder");
   const auto sidecar = fs::path(dir) / kSidecar;
   if (!fs::exists(sidecar, ec)) {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-      MOH_CHECK(is_temp_file(it->path().filename().string()), "--out '", dir, "' already holds files but no ", kSidecar,
+      MOH_CHECK(is_temp_file(it->path().filename().string()), "output folder '", dir, "' already holds files but no ", kSidecar,
                 " of an FID run; choose a new folder");
     return false;
   }
-  nlohmann::json prev;
-  try {
-    std::ifstream in(sidecar);
-    prev = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    throw Error("cannot read '" + sidecar.string() + "': " + e.what() + "; choose a new --out");
-  }
-  MOH_CHECK(prev.contains("run"), "--out '", dir,
+  const nlohmann::json prev = read_json_file(sidecar.string(), "the sidecar of an earlier FID run");
+  MOH_CHECK(prev.contains("run"), "output folder '", dir,
             "' holds the output of a non-FID moh-generate run; choose a new "
             "folder");
   if (prev["run"] != run) {
@@ -55,7 +50,7 @@ bool check_out_dir(const std::string& dir, const nlohmann::json& run) {
       if (!prev["run"].contains(k) || prev["run"][k] != v) diff += (diff.empty() ? "" : ", ") + k;
     for (auto& [k, v] : prev["run"].items())
       if (!run.contains(k)) diff += (diff.empty() ? "" : ", ") + k;
-    throw Error("--out '" + dir + "' holds samples of another run (different " + diff +
+    throw Error("output folder '" + dir + "' holds samples of another run (different " + diff +
                 "); resume with the same "
                 "settings or choose a new folder");
   }
@@ -148,8 +143,8 @@ std::vector<int64_t> missing_fid_samples(const std::string& dir, int64_t n) {
 
 FidResult generate_fid_samples(DiT& model, Vae* vae, GenerateParams p, const torch::Device& device, const FidOptions& o,
                                dist::Group& g) {
-  MOH_CHECK(o.num_samples >= 1, "--num-samples must be at least 1, got ", o.num_samples);
-  MOH_CHECK(!o.out_dir.empty(), "--out is required (the folder to write the samples into)");
+  MOH_CHECK(o.num_samples >= 1, "num_samples must be at least 1, got ", o.num_samples);
+  MOH_CHECK(!o.out_dir.empty(), "no output folder given (the folder to write the samples into)");
   const auto t0 = std::chrono::steady_clock::now();
   FidResult res;
   res.total = o.num_samples;
@@ -159,7 +154,7 @@ FidResult generate_fid_samples(DiT& model, Vae* vae, GenerateParams p, const tor
   const bool resuming = check_out_dir(dir, o.run);
   std::error_code ec;
   fs::create_directories(dir, ec);
-  MOH_CHECK(fs::is_directory(dir, ec), "cannot create --out '", dir, "': ", ec.message());
+  MOH_CHECK(fs::is_directory(dir, ec), "cannot create output folder '", dir, "': ", ec.message());
   const auto missing = missing_fid_samples(dir, o.num_samples);
   res.on_disk = o.num_samples - (int64_t)missing.size();
   uint64_t h = 0;

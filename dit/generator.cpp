@@ -64,11 +64,14 @@ Generator::Generator(const GeneratorOptions& o, DiTModelSource source, const dis
   MOH_CHECK(!o.vae.empty() || o.random_weights || source_.pixel_space, "no VAE weights given: model ",
             source_.config.name, " generates ", source_.config.in_channels, "-channel latents that the SD VAE decodes "
             "(e.g. sd-vae-ft-ema diffusion_pytorch_model.safetensors)");
-  model_ = DiT(source_.config);
-  if (o.random_weights) init_random_weights(*model_, o.random_seed);
-  else load_dit_weights(model_, o.weights);
-  model_->to(device_, dtype_);
-  model_->eval();
+  if (o.random_weights) {
+    model_ = DiT(source_.config);
+    init_random_weights(*model_, o.random_seed);
+    model_->to(device_, dtype_);
+    model_->eval();
+  } else {
+    model_ = build_dit(source_.config, o.weights, device_, dtype_);
+  }
 
   const auto fallback = VaeConfig::parse(o.vae_config);
   vae_desc_ = "none (pixel-space model)";

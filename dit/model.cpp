@@ -88,7 +88,7 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
 }
 
 // ---------------------------------------------------------------------------------------------- DiTBlock
-DiTBlockImpl::DiTBlockImpl(const DiTConfig& cfg, int64_t layer) : hidden_(cfg.hidden_size) {
+DiTBlockImpl::DiTBlockImpl(const DiTConfig& cfg, int64_t layer) {
   MoHAttentionOptions ao;
   ao.dim = cfg.hidden_size;
   ao.num_heads = cfg.num_heads.at(layer);
@@ -128,7 +128,7 @@ torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
 }
 
 // ---------------------------------------------------------------------------------------------- FinalLayer
-FinalLayerImpl::FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t out_channels) : hidden_(hidden_size) {
+FinalLayerImpl::FinalLayerImpl(int64_t hidden_size, int64_t patch_size, int64_t out_channels) {
   linear = register_module("linear", Linear(hidden_size, patch_size * patch_size * out_channels, true));
   adaLN_modulation = register_module(
       "adaLN_modulation", torch::nn::Sequential(torch::nn::SiLU(), Linear(hidden_size, 2 * hidden_size, true)));
@@ -284,6 +284,14 @@ void load_dit_weights(DiT& model, const std::string& safetensors_path) {
   }
   o.source = "'" + safetensors_path + "' (model " + model->config().name + ")";
   load_weights_into(*model, file, o);
+}
+
+DiT build_dit(const DiTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype) {
+  DiT model(cfg);
+  if (!weights.empty()) load_dit_weights(model, weights);
+  model->to(device, dtype);
+  model->eval();
+  return model;
 }
 
 std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> make_dit_denoiser(DiT model, torch::Tensor y,

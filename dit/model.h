@@ -30,7 +30,6 @@ class PatchEmbedImpl : public torch::nn::Module {
  public:
   PatchEmbedImpl(int64_t input_size, int64_t patch_size, int64_t in_channels, int64_t hidden_size);
   torch::Tensor forward(const torch::Tensor& x);  // [B, in, H, W] -> [B, T, C]
-  torch::Tensor weight() const { return proj->weight; }
   torch::nn::Conv2d proj{nullptr};
 
  private:
@@ -91,9 +90,6 @@ class DiTBlockImpl : public torch::nn::Module {
   MoHAttention attn{nullptr};
   Mlp mlp{nullptr};
   torch::nn::Sequential adaLN_modulation{nullptr};  // .0 SiLU (applied by the caller once), .1 Linear(C, 6C)
-
- private:
-  int64_t hidden_;
 };
 TORCH_MODULE(DiTBlock);
 
@@ -103,9 +99,6 @@ class FinalLayerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& silu_c);  // [B,T,C] -> [B,T,p*p*out]
   Linear linear{nullptr};
   torch::nn::Sequential adaLN_modulation{nullptr};  // .1 Linear(C, 2C)
-
- private:
-  int64_t hidden_;
 };
 TORCH_MODULE(FinalLayer);
 
@@ -167,6 +160,10 @@ TORCH_MODULE(DiT);
 // Loads a checkpoint (safetensors with official key names, or a DiT training dict's "ema" prefix stripped)
 // strictly into `model` (on its current device/dtype). Throws moh::Error listing every mismatch.
 void load_dit_weights(DiT& model, const std::string& safetensors_path);
+
+// The sibling of vit::build_vit: builds the model for `cfg`, loads `weights` strictly when not empty
+// (load_dit_weights), moves it to device/dtype and sets eval mode.
+DiT build_dit(const DiTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype);
 
 // Denoise callback for the samplers in dit/diffusion.h: casts x to the model dtype/device, runs
 // forward_with_cfg (use_cfg; y must then be [labels, null labels]) or forward, and returns the output cast

@@ -32,11 +32,8 @@ LoadOptions golden_load_options(const GoldenFile& g) {
 // The file's tolerance, widened to atol_rel_to_max * max|ref| for large-valued tensors (README §3).
 Tolerance scaled_tolerance(const GoldenFile& g, const torch::Tensor& ref) {
   Tolerance t = g.tolerance();
-  const json rec = json::parse(g.file().meta("recommended_tolerance", "{}"), nullptr, false);
-  if (rec.is_object() && rec.contains("atol_rel_to_max") && rec["atol_rel_to_max"].is_number() && ref.numel() > 0) {
-    const double max_ref = ref.abs().max().item<double>();
-    t.atol = std::max(t.atol, rec["atol_rel_to_max"].get<double>() * max_ref);
-  }
+  const double rel_to_max = g.tolerance_number("atol_rel_to_max", 0.0);
+  if (rel_to_max > 0 && ref.numel() > 0) t.atol = std::max(t.atol, rel_to_max * ref.abs().max().item<double>());
   return t;
 }
 

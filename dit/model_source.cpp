@@ -6,6 +6,7 @@
 
 #include "common/class_names.h"
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/weights_file.h"
 
 namespace moh::dit {
@@ -35,18 +36,12 @@ void resolve_spec(const std::string& spec, DiTModelSource* out) {
     out->config_origin = "preset " + spec;
     return;
   }
-  std::ifstream in(spec);
-  if (!in) {
+  if (!std::ifstream(spec).good()) {
     out->config = resolve_dit_config(spec);  // its error lists the presets
     out->config_origin = "preset " + spec;
     return;
   }
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error("model config '" + spec + "' is not valid JSON (" + e.what() + ")");
-  }
+  nlohmann::json j = read_json_file(spec, "model config");
   const std::string where = "model config '" + spec + "'";
   if (j.is_object() && j.contains("kind") && j.contains("model")) {  // training config (models/*.json)
     if (j.contains("class_names")) out->class_names = string_list(j["class_names"], where);

@@ -28,9 +28,7 @@ MoHAttentionImpl::MoHAttentionImpl(const MoHAttentionOptions& o) : options_(o), 
     for (auto& p : parameters()) p.set_requires_grad(false);
   }
   proj = register_module("proj", Linear(inner, o.dim, true));
-  if (gate_cfg_.has_wg()) wg = register_module("wg", Linear(o.dim, gate_cfg_.experts(), false));
-  if (gate_cfg_.has_wg0()) wg_0 = register_module("wg_0", Linear(o.dim, 2, false));
-  if (gate_cfg_.has_wg1()) wg_1 = register_module("wg_1", Linear(o.dim, o.shared_head, false));
+  gate.create(*this, o.dim, gate_cfg_);
 }
 
 torch::Tensor MoHAttentionImpl::forward(const torch::Tensor& x, MoHAttentionDebug* debug) {
@@ -38,12 +36,8 @@ torch::Tensor MoHAttentionImpl::forward(const torch::Tensor& x, MoHAttentionDebu
             "], got ", x.sizes());
   const int64_t B = x.size(0), N = x.size(1), h = options_.num_heads, d = head_dim_;
 
-  MoHGateWeights gw;
-  if (wg) gw.wg = wg->weight;
-  if (wg_0) gw.wg_0 = wg_0->weight;
-  if (wg_1) gw.wg_1 = wg_1->weight;
   MoHGateDebug gate_dbg;
-  auto gates = moh_gates(x, gate_cfg_, gw, debug ? &gate_dbg : nullptr);  // [B, N, h]
+  auto gates = moh_gates(x, gate_cfg_, gate.weights(), debug ? &gate_dbg : nullptr);  // [B, N, h]
 
   // One GEMM for q, k and v; the split is a strided view (no copy): channel = s*(h*d) + head*d + i.
   auto qkv_all = qkv->forward(x)                 // [B, N, 3*h*d]

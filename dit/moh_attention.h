@@ -41,7 +41,8 @@ class MoHAttentionImpl : public torch::nn::Module {
   const MoHAttentionOptions& options() const { return options_; }
   int64_t head_dim() const { return head_dim_; }
 
-  Linear qkv{nullptr}, proj{nullptr}, wg{nullptr}, wg_0{nullptr}, wg_1{nullptr};
+  Linear qkv{nullptr}, proj{nullptr};
+  MoHGateLayers gate;  // wg, wg_0, wg_1 (only where the configuration creates them)
   torch::nn::LayerNorm q_norm{nullptr}, k_norm{nullptr};
 
  private:

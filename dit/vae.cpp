@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/safetensors.h"
 #include "common/weights_file.h"
 
@@ -88,21 +89,15 @@ nlohmann::json VaeConfig::to_json() const {
 VaeConfig VaeConfig::parse(const std::string& spec) {
   for (const auto& n : preset_names())
     if (spec == n) return preset(n);
-  std::string text = spec;
-  const bool inline_json = !spec.empty() && spec.front() == '{';
-  if (!inline_json) {
-    std::ifstream in(spec);
-    if (!in) preset(spec);  // not a file: throws "unknown preset" listing the presets
-    std::stringstream ss;
-    ss << in.rdbuf();
-    text = ss.str();
+  if (spec.empty() || spec.front() != '{') {
+    if (!std::ifstream(spec).good()) preset(spec);  // not a file: throws "unknown preset" listing the presets
+    return from_json(read_json_file(spec, "VAE config"));
   }
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(text);
+    j = nlohmann::json::parse(spec);
   } catch (const std::exception& e) {
-    throw Error("VAE config " + (inline_json ? std::string("text") : "'" + spec + "'") + " is not valid JSON (" +
-                e.what() + ")");
+    throw Error(std::string("VAE config text is not valid JSON (") + e.what() + ")");
   }
   return from_json(j);
 }

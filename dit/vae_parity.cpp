@@ -10,20 +10,6 @@
 namespace moh::dit {
 namespace {
 
-Tolerance tolerance_from_meta(const GoldenFile& g, const std::string& key, const Tolerance& fallback) {
-  const std::string text = g.file().meta(key);
-  if (text.empty()) return fallback;
-  Tolerance t = fallback;
-  try {
-    const auto j = nlohmann::json::parse(text);
-    if (j.contains("atol") && j["atol"].is_number()) t.atol = j["atol"].get<double>();
-    if (j.contains("rtol") && j["rtol"].is_number()) t.rtol = j["rtol"].get<double>();
-  } catch (const std::exception& e) {
-    throw Error("reference file '" + g.path() + "': metadata '" + key + "' is not valid JSON (" + e.what() + ")");
-  }
-  return t;
-}
-
 std::vector<ParityCheck> run_vae_parity(const GoldenFile& g) {
   const auto& cfg = g.config();
   MOH_CHECK(cfg.contains("vae"), "reference file '", g.path(), "' (family vae) has no 'vae' entry in its config");
@@ -44,7 +30,7 @@ std::vector<ParityCheck> run_vae_parity(const GoldenFile& g) {
   if (g.has("in.pipeline_dit_samples")) {
     const auto samples = g.get("in.pipeline_dit_samples");
     add_check(checks, g, "in.pipeline_z", samples / vae->config().scaling_factor);
-    const auto tol = tolerance_from_meta(g, "pipeline_tolerance", g.tolerance());
+    const auto tol = g.tolerance_from("pipeline_tolerance", g.tolerance());
     if (g.has("out.pipeline_sample"))
       checks.push_back({"out.pipeline_sample", vae->decode(samples), g.get("out.pipeline_sample"), tol});
   }

@@ -10,6 +10,7 @@
 #include "dit/diffusion.h"
 #include "dit/parity.h"
 #include "tests/catch_compat.h"
+#include "tests/parity_assert.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"
 
@@ -89,13 +90,7 @@ TEST_CASE("DDPM and DDIM samplers match the official sampler golden (free-runnin
     CHECK(names.count(n) == 1);
     if (n.size() > 4 && n.compare(n.size() - 4, 4, ".x_t") == 0) CHECK(names.count("step." + n.substr(4)) == 1);
   }
-  for (const auto& c : checks) {
-    auto r = moh::compare_tensors(c.ours, c.ref, c.tol);
-    INFO(c.name << ": max_abs " << r.max_abs << " max|ref| " << r.max_ref << " (atol " << c.tol.atol << ", rtol "
-                << c.tol.rtol << ") " << r.note);
-    CHECK(r.shape_ok);
-    CHECK(r.pass);
-  }
+  moh::test::require_checks_pass(checks, g.path());
 }
 
 TEST_CASE("Samplers draw noise once per step (including the last) and DDIM eta=0 ignores it", "[diffusion]") {

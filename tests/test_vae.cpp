@@ -11,6 +11,7 @@
 #include "dit/parity.h"
 #include "dit/vae.h"
 #include "tests/catch_compat.h"
+#include "tests/parity_assert.h"
 #include "tests/test_support.h"
 
 using namespace moh;
@@ -79,13 +80,7 @@ TEST_CASE("VAE decoder matches the official diffusers decode, incl. intermediate
     // Every stored output and intermediate is compared (none silently skipped).
     size_t refs = g.names_with_prefix("out.").size() + g.names_with_prefix("mid.").size();
     size_t compared = 0;
-    for (auto& c : checks) {
-      if (c.name.rfind("in.", 0) != 0) ++compared;
-      auto r = compare_tensors(c.ours, c.ref, c.tol);
-      INFO(path << " " << c.name << " max_abs " << r.max_abs << " atol " << c.tol.atol << " " << r.note);
-      CHECK(r.shape_ok);
-      CHECK(r.pass);
-    }
+    for (const auto& n : moh::test::require_checks_pass(checks, path)) compared += n.rfind("in.", 0) != 0;
     CHECK(compared == refs);
   }
 }

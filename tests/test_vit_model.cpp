@@ -10,6 +10,7 @@
 #include "common/golden.h"
 #include "common/weights.h"
 #include "tests/catch_compat.h"
+#include "tests/parity_assert.h"
 #include "tests/test_support.h"
 #include "vit/config.h"
 #include "vit/model.h"
@@ -32,14 +33,7 @@ TEST_CASE("Tiny MoH-TransNeXt matches the official model golden", "[vit]") {
     moh::GoldenFile g(f);
     REQUIRE(g.family() == "vit_model");
     const auto checks = runner(g);
-    std::set<std::string> compared;
-    for (const auto& c : checks) {
-      auto r = moh::compare_tensors(c.ours, c.ref, c.tol);
-      INFO(f << " " << c.name << ": max_abs " << r.max_abs << " (atol " << c.tol.atol << ") " << r.note);
-      CHECK(r.shape_ok);
-      CHECK(r.pass);
-      compared.insert(c.name);
-    }
+    const auto compared = moh::test::require_checks_pass(checks, f);
     // Every output, intermediate and buffer the file holds was compared.
     for (const char* prefix : {"out.", "mid.", "buf."})
       for (const auto& n : g.names_with_prefix(prefix)) {
@@ -130,7 +124,7 @@ TEST_CASE("ViT config: aliases, JSON round trip, base + overrides", "[vit]") {
   CHECK(tiny.num_classes == 3);
   CHECK(tiny.class_name(1) == "b");
   save_vit_config(tiny, dir + "/tiny.json");
-  CHECK(vit_config_to_json(resolve_vit_model(dir + "/tiny.json")) == vit_config_to_json(tiny));
+  CHECK(vit_config_to_json(resolve_vit_config(dir + "/tiny.json")) == vit_config_to_json(tiny));
 }
 
 TEST_CASE("ViT config rejects what the official constructor cannot build", "[vit]") {

@@ -58,23 +58,6 @@ MoHGateConfig AttentionOptions::gate_config() const {
   return g;
 }
 
-void MoHGateLayers::create(torch::nn::Module& owner, int64_t dim, const MoHGateConfig& cfg) {
-  auto linear = [&](const char* name, int64_t out) {
-    return owner.register_module(name, torch::nn::Linear(torch::nn::LinearOptions(dim, out).bias(false)));
-  };
-  if (cfg.has_wg()) wg = linear("wg", cfg.experts());
-  if (cfg.has_wg0()) wg_0 = linear("wg_0", 2);
-  if (cfg.has_wg1()) wg_1 = linear("wg_1", cfg.shared_head);
-}
-
-MoHGateWeights MoHGateLayers::weights() const {
-  MoHGateWeights w;
-  if (wg) w.wg = wg->weight;
-  if (wg_0) w.wg_0 = wg_0->weight;
-  if (wg_1) w.wg_1 = wg_1->weight;
-  return w;
-}
-
 torch::Tensor local_window_padding_mask(int64_t H, int64_t W, int64_t ws) {
   const int64_t p = ws / 2;
   auto mask = torch::zeros({H * W, ws * ws}, torch::kBool);

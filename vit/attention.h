@@ -33,13 +33,6 @@ struct AttentionDebug {
   MoHGateDebug router;  // router probs / top-k indices when routed_head > 0
 };
 
-// Bias-free gate Linears wg / wg_0 / wg_1, created like the official constructor (spec/moh-attention.md §1).
-struct MoHGateLayers {
-  torch::nn::Linear wg{nullptr}, wg_0{nullptr}, wg_1{nullptr};
-  void create(torch::nn::Module& owner, int64_t dim, const MoHGateConfig& cfg);
-  MoHGateWeights weights() const;
-};
-
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const AttentionOptions& o);

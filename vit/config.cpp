@@ -11,6 +11,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace moh::vit {
 namespace {
@@ -42,10 +43,7 @@ const std::vector<ViTConfig>& presets() {
 }
 
 // Lower-case, '_' -> '-': "MoH-ViT-S-75", "moh_vit_s_75" and "moh-vit-s-75" are one name.
-std::string normalise(std::string s) {
-  for (auto& ch : s) ch = ch == '_' ? '-' : (char)std::tolower((unsigned char)ch);
-  return s;
-}
+std::string normalise(const std::string& s) { return preset_key(s, "moh-vit-"); }
 
 const std::map<std::string, std::string>& aliases() {
   static const std::map<std::string, std::string> a = [] {
@@ -54,7 +52,7 @@ const std::map<std::string, std::string>& aliases() {
                                                                {"s-80", "moh_transnext_small_80"},
                                                                {"b-50", "moh_transnext_base_50"},
                                                                {"b-75", "moh_transnext_base_75"}};
-    for (auto& [s, canon] : short_names) m["moh-vit-" + std::string(s)] = canon;
+    for (auto& [s, canon] : short_names) m[s] = canon;  // moh-vit-s-75, MoH-ViT-S-75, s-75
     for (auto& p : presets()) m[normalise(p.name)] = p.name;
     return m;
   }();
@@ -252,25 +250,15 @@ nlohmann::json vit_config_to_json(const ViTConfig& c) {
 }
 
 ViTConfig load_vit_config(const std::string& path) {
-  std::ifstream in(path);
-  MOH_CHECK(in.good(), "cannot open model config '", path, "'");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    throw Error("model config '" + path + "' is not valid JSON (" + e.what() + ")");
-  }
-  auto c = vit_config_from_json(j, "model config '" + path + "'");
-  return c;
+  return vit_config_from_json(read_json_file(path, "model config"), "model config '" + path + "'");
 }
 
 void save_vit_config(const ViTConfig& c, const std::string& path) {
   write_file_atomic(path, vit_config_to_json(c).dump(2) + "\n");
 }
 
-ViTConfig resolve_vit_model(const std::string& spec) {
-  const bool json_ext = spec.size() > 5 && normalise(spec.substr(spec.size() - 5)) == ".json";
-  if (json_ext || (!is_vit_preset(spec) && std::ifstream(spec).good())) return load_vit_config(spec);
+ViTConfig resolve_vit_config(const std::string& spec) {
+  if (!is_vit_preset(spec) && is_json_file_spec(spec)) return load_vit_config(spec);
   return vit_preset(spec);
 }
 

@@ -67,6 +67,6 @@ ViTConfig load_vit_config(const std::string& path);
 void save_vit_config(const ViTConfig& c, const std::string& path);
 
 // `--model` value: a preset name/alias, or a path to a .json config file.
-ViTConfig resolve_vit_model(const std::string& spec);
+ViTConfig resolve_vit_config(const std::string& spec);
 
 }  // namespace moh::vit

@@ -58,7 +58,7 @@ EvalDataset list_imagefolder(const std::string& root_in, const ClassResolver& re
   }
   std::sort(classes.begin(), classes.end());
   MOH_CHECK(!classes.empty(), "dataset folder '", ds.root, "' has no class sub-folders (expected <class>/<image> ",
-            "files, ImageNet style val/<wnid>/*.JPEG); for a flat folder pass --labels FILE");
+            "files, ImageNet style val/<wnid>/*.JPEG); for a flat folder give a label file");
   std::vector<int64_t> index(classes.size());
   bool all_known = true;
   std::set<int64_t> used;
@@ -72,7 +72,7 @@ EvalDataset list_imagefolder(const std::string& root_in, const ClassResolver& re
     // torchvision ImageFolder: classes numbered in sorted folder order.
     MOH_CHECK((int64_t)classes.size() <= num_classes, "dataset folder '", ds.root, "' has ", classes.size(),
               " class folders but the model has ", num_classes, " classes, and the folder names are not class ",
-              "names/ids of the model; rename the folders (e.g. ImageNet wnids) or pass --labels");
+              "names/ids of the model; rename the folders (e.g. ImageNet wnids) or give a label file");
     for (size_t i = 0; i < classes.size(); ++i) index[i] = (int64_t)i;
     ds.mapping = "sorted folder order";
   }

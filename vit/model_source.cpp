@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/weights_file.h"
 
 namespace moh::vit {
@@ -19,14 +20,8 @@ nlohmann::json architecture(const ViTConfig& c) {
 
 // A model spec that is a training config (models/moh-vit-fmnist.json: {"kind", "model", "preprocess", ...}).
 bool is_train_config_file(const std::string& spec, nlohmann::json* out) {
-  if (spec.size() < 5 || spec.substr(spec.size() - 5) != ".json") return false;
-  std::ifstream in(spec);
-  if (!in) return false;
-  try {
-    *out = nlohmann::json::parse(in);
-  } catch (const std::exception&) {
-    return false;
-  }
+  if (spec.size() < 5 || spec.substr(spec.size() - 5) != ".json" || !std::ifstream(spec).good()) return false;
+  *out = read_json_file(spec, "model config");  // a broken file is an error, not "some other kind of spec"
   return out->is_object() && out->contains("kind") && out->contains("model");
 }
 
@@ -61,7 +56,7 @@ ViTModelSource resolve_vit_source(const std::string& weights, const std::string&
       if (tj.contains("preprocess") && !src.fmnist)
         src.fmnist = FmnistPreprocess::from_json(tj["preprocess"], "model config '" + model_spec + "'");
     } else {
-      from_spec = resolve_vit_model(model_spec);
+      from_spec = resolve_vit_config(model_spec);
     }
     spec_origin = is_vit_preset(model_spec) ? "preset " + model_spec : "file " + model_spec;
   }

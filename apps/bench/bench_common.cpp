@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace moh::bench {
 
@@ -36,13 +37,7 @@ void report(const std::string& name, const Timing& t, const std::string& extra) 
 }
 
 Against::Against(const std::string& p) : path(p) {
-  std::ifstream f(p);
-  MOH_CHECK(f.good(), "--against: cannot open '", p, "' (write it with scripts/bench-official.py --out FILE)");
-  try {
-    f >> doc;
-  } catch (const nlohmann::json::exception& e) {
-    throw Error("--against: '" + p + "' is not valid JSON (" + e.what() + ")");
-  }
+  doc = read_json_file(p, "--against file (written by scripts/bench-official.py --out FILE)");
   MOH_CHECK(doc.is_object() && doc.value("device", "") == "cpu" && doc.value("dtype", "") == "fp32", "--against: '", p,
             "' is not a bench-official.py CPU fp32 result");
   const int threads = doc.value("threads", 0);
