@@ -1,6 +1,6 @@
 // moh-convert: a downloaded PyTorch checkpoint (or any weights file) -> self-describing safetensors with the official
-// key names. Reads through common/weights_file.h (restricted unpickler, nothing executed), streams tensor by
-// tensor so memory stays flat, and writes atomically. Metadata: source file name and sha256, the entry used,
+// key names. Thin CLI over common/convert_weights.h (restricted unpickler, nothing executed; streamed tensor by
+// tensor so memory stays flat; written atomically). Metadata: source file name and sha256, the entry used,
 // the dtype policy, the training `args` when present, and with --model the preset's kind and config.
 // Exit codes: 0 written, 1 bad input, 2 unsupported request.
 #include <CLI/CLI.hpp>
@@ -13,11 +13,8 @@
 #include <vector>
 
 #include "apps/app_main.h"
-#include "common/atomic_file.h"
+#include "common/convert_weights.h"
 #include "common/error.h"
-#include "common/safetensors.h"
-#include "common/sha256.h"
-#include "common/weights_file.h"
 #include "dit/config.h"
 #include "vit/config.h"
 
@@ -60,11 +57,6 @@ void add_model_metadata(const std::string& model, std::map<std::string, std::str
   }
 }
 
-std::string base_name(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,61 +76,16 @@ int main(int argc, char** argv) {
     moh::add_threads_option(app, threads);
     if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
     moh::apply_threads_option(threads);
-    std::optional<torch::Dtype> target;
-    if (dtype == "fp32") target = torch::kFloat32;
-    else if (dtype == "fp16") target = torch::kFloat16;
-    else if (dtype == "bf16") target = torch::kBFloat16;
-    else MOH_CHECK(dtype == "keep", "--dtype must be keep, fp32, fp16 or bf16 (got '", dtype, "')");
-
-    std::map<std::string, std::string> meta;
-    if (!model.empty()) add_model_metadata(model, meta);  // before reading anything: a typo fails fast
-    moh::WeightsFile file(in, key);
-    for (const auto& [k, v] : file.metadata()) meta.emplace(k, v);  // a safetensors input keeps its metadata
-    const bool torch_in = file.format() == moh::WeightsFormat::TorchZip;
-    meta["format"] = model.empty() ? meta.count("format") ? meta["format"] : "pt" : "moh-model-v1";
-    meta["source"] = base_name(in);
-    meta["source_sha256"] = moh::sha256_file(in);
-    meta["source_format"] = torch_in ? "pytorch" : "safetensors";
-    if (torch_in) meta["source_key"] = file.key_used().empty() ? "(top-level dict)" : file.key_used();
-    meta["dtype"] = dtype;
-    meta["converted_by"] = "moh-convert";
-    if (!file.args_json().empty()) meta["training_args"] = file.args_json();
-
-    // Header first (shapes and dtypes need no tensor data), then the tensors one at a time.
-    std::vector<moh::TensorEntry> entries;
-    std::vector<torch::Dtype> out_dtypes;
-    uint64_t offset = 0;
-    for (const auto& name : file.names()) {
-      MOH_CHECK(name != "__metadata__", "'", in, "' has a tensor named '__metadata__', which safetensors reserves");
-      torch::Dtype dt = file.dtype(name);
-      if (target && c10::isFloatingType(dt)) dt = *target;
-      moh::TensorEntry e;
-      e.name = name;
-      e.dtype = moh::from_torch_dtype(dt);
-      e.shape = file.shape(name);
-      e.begin = offset;
-      e.end = offset + static_cast<uint64_t>(e.numel()) * moh::dtype_size(e.dtype);
-      offset = e.end;
-      entries.push_back(e);
-      out_dtypes.push_back(dt);
-    }
-    const std::string header = moh::build_safetensors_header(entries, meta);
-    moh::AtomicFile f(out);
-    uint8_t len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(header.size()) >> (8 * i));
-    f.write(len, 8);
-    f.write(header.data(), header.size());
-    for (size_t i = 0; i < entries.size(); ++i) {
-      auto t = file.tensor(entries[i].name);
-      if (t.scalar_type() != out_dtypes[i]) t = t.to(out_dtypes[i]);
-      t = t.contiguous();
-      f.write(t.data_ptr(), static_cast<size_t>(entries[i].end - entries[i].begin));
-      t = torch::Tensor();
-      file.release(entries[i].name);  // keeps the resident set flat on multi-GB inputs
-    }
-    f.commit();
-    std::cout << "moh-convert: wrote '" << out << "': " << entries.size() << " tensors, " << offset << " bytes of "
-              << (target ? dtype : std::string("original-dtype")) << " data from " << file.description() << "\n";
+    moh::ConvertOptions co;
+    co.input = in;
+    co.output = out;
+    co.key = key;
+    co.dtype = moh::with_flag("--dtype", [&] { return moh::parse_convert_dtype(dtype); });
+    co.dtype_name = dtype == "keep" ? "" : dtype;
+    if (!model.empty()) add_model_metadata(model, co.metadata);  // before reading anything: a typo fails fast
+    const auto r = moh::convert_to_safetensors(co);
+    std::cout << "moh-convert: wrote '" << out << "': " << r.tensors << " tensors, " << r.data_bytes << " bytes of "
+              << (co.dtype ? dtype : std::string("original-dtype")) << " data from " << r.source_description << "\n";
     return 0;
   });
 }

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "common/atomic_file.h"
+#include "common/csv.h"
 #include "common/error.h"
 #include "common/imagenet.h"
 #include "common/distributed.h"
@@ -196,14 +197,6 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
 }
 
 // ---------------------------------------------------------------------------------------------- reporting
-namespace {
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-}  // namespace
 
 void write_per_class_csv(const std::string& path, const EvalResult& r, const Classifier& clf) {
   std::ostringstream os;
