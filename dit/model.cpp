@@ -67,13 +67,18 @@ LabelEmbedderImpl::LabelEmbedderImpl(int64_t num_classes, int64_t hidden_size, b
   freeze(*this);
 }
 
-torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) {
+void LabelEmbedderImpl::check_labels(const torch::Tensor& labels) const {
   MOH_CHECK(labels.dim() == 1, "DiT labels must be a 1-D tensor [B], got ", labels.sizes());
   if (labels.numel() > 0) {
     const auto lo = labels.min().item<int64_t>(), hi = labels.max().item<int64_t>();
     MOH_CHECK(lo >= 0 && hi < rows_, "DiT class label out of range: got ", lo, "..", hi, ", the model has ", rows_,
               " label rows (classes 0..", rows_ - 1, ", the last one is the null class when the model has one)");
   }
+}
+
+torch::Tensor LabelEmbedderImpl::forward(const torch::Tensor& labels) {
+  MOH_CHECK(labels.dim() == 1, "DiT labels must be a 1-D tensor [B], got ", labels.sizes());
+  if (labels.device().is_cpu()) check_labels(labels);  // on a GPU .item() would sync the host every forward
   return embedding_table->forward(labels.to(torch::kLong));
 }
 
@@ -193,7 +198,8 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   auto h = xe + pos_embed;                                        // [B, T, C]
   if (debug && debug->enabled) record("t_freq", TimestepEmbedderImpl::timestep_embedding(t, 256));
   auto te = t_embedder->forward(t.to(x.device()));  // [B, C]
-  auto ye = y_embedder->forward(y.to(x.device()));  // [B, C]
+  if (y.device().is_cpu()) y_embedder->check_labels(y);  // on the host, before the copy: no device sync
+  auto ye = y_embedder->forward(y.to(x.device()));        // [B, C]
   auto c = te + ye;
   record("t_embedder", te);
   record("y_embedder", ye);

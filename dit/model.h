@@ -56,7 +56,11 @@ TORCH_MODULE(TimestepEmbedder);
 class LabelEmbedderImpl : public torch::nn::Module {
  public:
   LabelEmbedderImpl(int64_t num_classes, int64_t hidden_size, bool null_class);
-  torch::Tensor forward(const torch::Tensor& labels);  // [B] int64 -> [B, C]
+  // [B] int64 -> [B, C]. The range check runs only for CPU labels (no device->host sync per forward on a GPU):
+  // DiT::forward checks CPU labels before moving them to the model's device; labels already on the GPU are not
+  // checked (an out-of-range one trips a device-side assert in the embedding).
+  torch::Tensor forward(const torch::Tensor& labels);
+  void check_labels(const torch::Tensor& labels) const;  // throws moh::Error unless 1-D and in [0, rows)
   torch::nn::Embedding embedding_table{nullptr};
 
  private:

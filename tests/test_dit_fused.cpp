@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "common/error.h"
 #include "common/golden.h"
 #include "common/weights.h"
 #include "dit/config.h"
@@ -148,4 +149,19 @@ TEST_CASE("DiT forward stacks the adaLN weights once (views, no copy) and agrees
   const auto again = model->forward(x.to(torch::kFloat64), t, y);
   CHECK(model->adaln_stacked());
   CHECK(torch::allclose(again.to(torch::kFloat32), per_block, 1e-4, 1e-5));
+}
+
+TEST_CASE("DiT checks class labels on the host: out-of-range CPU labels are refused before any device copy", "[dit]") {
+  moh::GoldenFile g(moh::test::data_path("golden/dit_model.safetensors"));
+  auto cfg = moh::dit::DiTConfig::from_json(g.config().at("model"));
+  moh::dit::DiT model(cfg);
+  moh::load_state_dict(*model, g.weights());
+  torch::NoGradGuard no_grad;
+  const auto x = g.get("in.x"), t = g.get("in.t");
+  const int64_t rows = model->y_embedder->embedding_table->weight.size(0);
+  auto bad = torch::full({x.size(0)}, rows, torch::kLong);  // one past the last label row
+  CHECK_THROWS_AS(model->forward(x, t, bad), moh::Error);
+  CHECK_THROWS_AS(model->y_embedder->check_labels(bad), moh::Error);
+  CHECK_THROWS_AS(model->y_embedder->check_labels(torch::full({2, 1}, 0, torch::kLong)), moh::Error);
+  CHECK_NOTHROW(model->y_embedder->check_labels(torch::full({3}, rows - 1, torch::kLong)));
 }
