@@ -45,11 +45,18 @@ TimestepEmbedderImpl::TimestepEmbedderImpl(int64_t hidden_size, int64_t frequenc
   mlp = register_module("mlp", torch::nn::Sequential(first_, torch::nn::SiLU(), Linear(hidden_size, hidden_size, true)));
 }
 
-torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, int64_t dim, double max_period) {
+torch::Tensor TimestepEmbedderImpl::frequencies(int64_t dim, double max_period) {
   const int64_t half = dim / 2;
-  // Official op order, all fp32 on CPU: -ln(max_period) * arange(half) / half, then exp; then moved to t's device.
-  auto freqs = torch::exp(-std::log(max_period) * torch::arange(half, torch::kFloat32) / static_cast<double>(half))
-                   .to(t.device());
+  // Official op order, all fp32 on CPU: -ln(max_period) * arange(half) / half, then exp.
+  return torch::exp(-std::log(max_period) * torch::arange(half, torch::kFloat32) / static_cast<double>(half));
+}
+
+torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, int64_t dim, double max_period) {
+  return timestep_embedding(t, dim, frequencies(dim, max_period).to(t.device()));  // official: moved to t's device
+}
+
+torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, int64_t dim,
+                                                       const torch::Tensor& freqs) {
   auto args = t.to(torch::kFloat32).unsqueeze(1) * freqs.unsqueeze(0);  // [B, half]
   auto emb = torch::cat({torch::cos(args), torch::sin(args)}, -1);      // [B, 2*half]
   if (dim % 2) emb = torch::cat({emb, torch::zeros_like(emb.slice(1, 0, 1))}, -1);
@@ -57,7 +64,8 @@ torch::Tensor TimestepEmbedderImpl::timestep_embedding(const torch::Tensor& t, i
 }
 
 torch::Tensor TimestepEmbedderImpl::forward(const torch::Tensor& t) {
-  return mlp->forward(timestep_embedding(t, freq_dim_).to(first_->weight.scalar_type()));
+  if (!freqs_.defined() || freqs_.device() != t.device()) freqs_ = frequencies(freq_dim_).to(t.device());
+  return mlp->forward(timestep_embedding(t, freq_dim_, freqs_).to(first_->weight.scalar_type()));
 }
 
 // ---------------------------------------------------------------------------------------------- LabelEmbedder

@@ -44,10 +44,14 @@ class TimestepEmbedderImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& t);
   // The fp32 sinusoid [B, dim]: [cos(t*f_k), sin(t*f_k)], f_k = exp(-ln(max_period) * k / half).
   static torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, double max_period = 10000.0);
+  // The same from a frequency table [dim/2] already on t's device (frequencies(): built on the CPU, official order).
+  static torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, const torch::Tensor& freqs);
+  static torch::Tensor frequencies(int64_t dim, double max_period = 10000.0);
   torch::nn::Sequential mlp{nullptr};  // mlp.0 Linear(256, C), mlp.1 SiLU, mlp.2 Linear(C, C)
 
  private:
   int64_t freq_dim_;
+  torch::Tensor freqs_;  // frequencies(freq_dim_) on the device of the last forward: no host->device copy per call
   Linear first_{nullptr};  // mlp.0, whose dtype the sinusoid is cast to
 };
 TORCH_MODULE(TimestepEmbedder);
