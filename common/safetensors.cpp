@@ -1,9 +1,5 @@
 #include "common/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -47,34 +43,15 @@ DType from_torch_dtype(torch::Dtype t) {
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  MOH_CHECK(fd >= 0, "cannot open safetensors file '", path, "': ", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    throw Error("'" + path + "' is not a regular file");
-  }
-  size_ = static_cast<size_t>(st.st_size);
-  if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    ::close(fd);
-    MOH_CHECK(p != MAP_FAILED, "cannot memory-map '", path, "': ", std::strerror(errno));
-    map_ = static_cast<const uint8_t*>(p);
-  } else {
-    ::close(fd);
-  }
   try {
-    index_ = parse_safetensors(map_, size_, path);
-  } catch (...) {
-    if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
-    map_ = nullptr;
-    throw;
+    map_ = std::make_unique<MappedFile>(path);
+  } catch (const Error& e) {
+    throw Error(std::string("safetensors file: ") + e.what());
   }
+  index_ = parse_safetensors(map_->data(), map_->size(), path);
 }
 
-SafetensorsFile::~SafetensorsFile() {
-  if (map_) ::munmap(const_cast<uint8_t*>(map_), size_);
-}
+SafetensorsFile::~SafetensorsFile() = default;
 
 std::vector<std::string> SafetensorsFile::names() const {
   std::vector<std::string> out;
@@ -97,7 +74,7 @@ std::string SafetensorsFile::meta(const std::string& key, const std::string& fal
 torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorEntry& e = entry(name);
   auto out = torch::empty(e.shape, torch::TensorOptions().dtype(to_torch_dtype(e.dtype)));
-  if (e.end > e.begin) std::memcpy(out.data_ptr(), map_ + index_.data_offset + e.begin, e.end - e.begin);
+  if (e.end > e.begin) std::memcpy(out.data_ptr(), map_->data() + index_.data_offset + e.begin, e.end - e.begin);
   return out;
 }
 

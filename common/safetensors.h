@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/mapped_file.h"
 #include "common/safetensors_format.h"
 
 namespace moh {
@@ -38,8 +39,7 @@ class SafetensorsFile {
 
  private:
   std::string path_;
-  const uint8_t* map_ = nullptr;
-  size_t size_ = 0;
+  std::unique_ptr<MappedFile> map_;
   SafetensorsIndex index_;
 };
 
