@@ -146,7 +146,8 @@ class DiTImpl : public torch::nn::Module {
   // Batched adaLN (dit/fused_ops.h): every block's adaLN_modulation.1 weight/bias moves into one stacked tensor (the
   // blocks' parameters become views of it: no extra memory), so forward runs one [B, C] x [C, depth*6C] GEMM instead
   // of one per block. forward() does this itself on its first call without gradients; a later to()/cast undoes the
-  // views, which forward detects (then per-block GEMMs until it stacks again).
+  // views, which forward detects (then per-block GEMMs until it stacks again). Never for trainable weights
+  // (requires_grad: a trainer may own their storage).
   void stack_adaln();
   bool adaln_stacked() const;
 

@@ -149,6 +149,12 @@ TEST_CASE("DiT forward stacks the adaLN weights once (views, no copy) and agrees
   const auto again = model->forward(x.to(torch::kFloat64), t, y);
   CHECK(model->adaln_stacked());
   CHECK(torch::allclose(again.to(torch::kFloat32), per_block, 1e-4, 1e-5));
+  // Trainable weights (a trainer's flat parameter views) are never re-pointed, also under NoGrad (e.g. evaluation).
+  moh::dit::DiT trainable(cfg);
+  moh::load_state_dict(*trainable, g.weights());
+  for (auto& p : trainable->parameters()) p.set_requires_grad(true);
+  trainable->forward(x, t, y);
+  CHECK_FALSE(trainable->adaln_stacked());
 }
 
 TEST_CASE("DiT checks class labels on the host: out-of-range CPU labels are refused before any device copy", "[dit]") {
