@@ -111,21 +111,21 @@ nlohmann::json route_definitions() {
 
 // ------------------------------------------------------------------------------------------------ StagedDir
 StagedDir::StagedDir(const std::string& out_dir, bool overwrite) : given_(out_dir) {
-  MOH_CHECK(!out_dir.empty(), "--out is required (the folder to write the pictures and routes.json into)");
+  MOH_CHECK(!out_dir.empty(), "no output folder given (the folder to write the pictures and routes.json into)");
   std::error_code ec;
   fs::path out = fs::absolute(out_dir, ec).lexically_normal();
   if (!out.has_filename()) out = out.parent_path();  // "dir/" -> "dir"
   out_ = out.string();
   if (fs::exists(out, ec)) {
-    MOH_CHECK(fs::is_directory(out, ec), "--out '", out_dir, "' exists and is not a folder; choose a folder path");
-    MOH_CHECK(overwrite || fs::is_empty(out, ec), "--out '", out_dir, "' already holds files; choose a new folder ",
-              "or pass --overwrite to replace same-named files in it");
+    MOH_CHECK(fs::is_directory(out, ec), "output folder '", out_dir, "' exists and is not a folder; choose a folder path");
+    MOH_CHECK(overwrite || fs::is_empty(out, ec), "output folder '", out_dir, "' already holds files; choose a new folder ",
+              "or allow overwriting to replace same-named files in it");
   }
   fs::create_directories(out.parent_path(), ec);
   const auto staging = out.parent_path() / ("." + out.filename().string() + ".partial-" + std::to_string(::getpid()));
   fs::remove_all(staging, ec);
   MOH_CHECK(fs::create_directory(staging, ec) && !ec, "cannot write into '", out.parent_path().string(),
-            "' for --out '", out_dir, "': ", ec ? ec.message() : "cannot create a folder", "; choose a writable --out");
+            "' for output folder '", out_dir, "': ", ec ? ec.message() : "cannot create a folder", "; choose a writable folder");
   staging_ = staging.string();
 }
 

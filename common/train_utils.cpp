@@ -207,7 +207,7 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
 EpochSampler::EpochSampler(int64_t n, int64_t batch_size, uint64_t seed) : n_(n), batch_(batch_size), seed_(seed) {
   MOH_CHECK(batch_size > 0, "batch size must be positive (got ", batch_size, ")");
   MOH_CHECK(n >= batch_size, "the dataset has ", n, " samples, fewer than one batch of ", batch_size,
-            "; lower --batch-size");
+            "; lower the batch size");
 }
 
 torch::Tensor EpochSampler::indices(int64_t step) {
@@ -269,8 +269,8 @@ int64_t load_train_checkpoint(const std::string& path, const std::string& kind, 
 Trainer::Trainer(torch::nn::Module& model, TrainLoopOptions options,
                  std::function<bool(const std::string&, const torch::Tensor&)> decay)
     : model_(model), options_(std::move(options)) {
-  MOH_CHECK(options_.steps > 0, "--steps must be positive (got ", options_.steps, ")");
-  MOH_CHECK(options_.log_every > 0, "--log-every must be positive (got ", options_.log_every, ")");
+  MOH_CHECK(options_.steps > 0, "steps must be positive (got ", options_.steps, ")");
+  MOH_CHECK(options_.log_every > 0, "log_every must be positive (got ", options_.log_every, ")");
   flat_ = std::make_unique<FlatParams>(model_);
   opt_ = std::make_unique<FlatAdamW>(*flat_, options_.adamw, decay ? flat_->mask(decay) : torch::Tensor());
   if (options_.ema_decay > 0) ema_ = std::make_unique<Ema>(model_, *flat_);
@@ -278,8 +278,8 @@ Trainer::Trainer(torch::nn::Module& model, TrainLoopOptions options,
 
 int64_t Trainer::resume(const std::string& path) {
   step_ = load_train_checkpoint(path, options_.kind, model_, *flat_, *opt_, ema_.get());
-  MOH_CHECK(step_ <= options_.steps, "'", path, "' is at step ", step_, ", beyond --steps ", options_.steps,
-            "; raise --steps to train further");
+  MOH_CHECK(step_ <= options_.steps, "'", path, "' is at step ", step_, ", beyond the step count ", options_.steps,
+            "; raise the step count to train further");
   return step_;
 }
 
@@ -354,7 +354,7 @@ void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       log.samples_per_s = secs > 0 ? double(window * options_.batch_size) / secs : 0.0;
       MOH_CHECK(std::isfinite(log.loss), "training diverged: loss is ", log.loss, " at step ", step_,
-                "; lower --lr or raise --warmup");
+                "; lower the learning rate or lengthen the warm-up");
       last_loss_ = log.loss;
       if (on_log) on_log(log);
       sum_loss = zeros(), sum_main = zeros(), sum_aux = zeros(), sum_gnorm = zeros();

@@ -56,6 +56,8 @@ void init_dit_for_training(DiT& model, uint64_t seed) {
     if (auto* lin = m->as<Linear>()) {  // _basic_init: every nn.Linear
       xavier(lin->weight);
       if (lin->bias.defined()) lin->bias.zero_();
+    } else if (auto* gate = m->as<torch::nn::LinearImpl>()) {  // the router's wg / wg_0 / wg_1 (bias-free)
+      xavier(gate->weight);
     }
   }
   xavier(model->x_embedder->proj->weight);
