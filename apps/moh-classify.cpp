@@ -9,6 +9,7 @@
 #include "common/atomic_file.h"
 #include "common/device.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "vit/agreement.h"
 #include "vit/classifier.h"
 #include "vit/image_inputs.h"
@@ -33,7 +34,7 @@ int main(int argc, char** argv) {
                                      "needed when the weights record no config");
     app.add_option("--topk", topk, "classes to show per image (default 5)");
     app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");
-    app.add_option("--dtype", dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+    app.add_option("--dtype", dtype, "auto|fp32|mixed|bf16|fp16 (default auto: mixed on CUDA = bf16 GEMMs with fp32 LayerNorm/router/residual stream, as the official autocast; fp32 on CPU)");
     app.add_option("--batch-size", batch, "images per forward pass (default 16)");
     moh::add_threads_option(app, threads);
     app.add_option("--json", json_out, "also write the results as JSON to this file ('-' = stdout, no text output)");
@@ -59,11 +60,11 @@ int main(int argc, char** argv) {
     co.device = device;
     co.dtype = dtype;
     co.random_weights = random_weights;
-    moh::with_flag("--dtype", [&] { moh::parse_dtype(dtype, moh::with_flag("--device", [&] { return moh::parse_device(device); })); });
+    moh::with_flag("--dtype", [&] { moh::parse_precision(dtype, moh::with_flag("--device", [&] { return moh::parse_device(device); })); });
     moh::vit::Classifier clf(co);
     const auto& cfg = clf.config();
     const auto dev = clf.device();
-    const auto dt = clf.dtype();
+    const auto dt = clf.precision();
 
     const bool text = json_out != "-";
     int failed = 0;
@@ -104,7 +105,7 @@ int main(int argc, char** argv) {
       j["model"] = cfg.name;
       j["weights"] = random_weights ? std::string("random") : weights;
       j["device"] = moh::device_to_string(dev);
-      j["dtype"] = moh::dtype_to_string(dt);
+      j["dtype"] = moh::precision_to_string(dt);
       j["results"] = nlohmann::json::array();
       for (const auto& r : results) {
         nlohmann::json e{{"path", r.path}, {"ok", r.ok}};

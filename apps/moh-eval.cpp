@@ -13,6 +13,7 @@
 #include "common/dist_cli.h"
 #include "common/distributed.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "common/sha256.h"
 #include "common/threads.h"
 #include "vit/config.h"
@@ -47,7 +48,7 @@ int main(int argc, char** argv) {
     app.add_option("--batch-size", o.batch_size, "images per forward pass (default 64)");
     app.add_option("--workers", o.workers, "decode/preprocess threads, one core each (default 2)");
     app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");
-    app.add_option("--dtype", dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+    app.add_option("--dtype", dtype, "auto|fp32|mixed|bf16|fp16 (default auto: mixed on CUDA = bf16 GEMMs with fp32 LayerNorm/router/residual stream, as the official autocast; fp32 on CPU)");
     moh::add_threads_option(app, threads);
     moh::dist::add_dist_options(app, dist_opts);
     app.add_option("--csv", csv, "write per-class accuracy to this CSV file");
@@ -64,14 +65,14 @@ int main(int argc, char** argv) {
     const auto source = moh::vit::resolve_vit_source(weights, model);
     const auto& cfg = source.config;
     const auto dev = moh::with_flag("--device", [&] { return moh::dist::rank_device(device, group); });
-    const auto dt = moh::with_flag("--dtype", [&] { return moh::parse_dtype(dtype, dev); });
+    const auto dt = moh::with_flag("--dtype", [&] { return moh::parse_precision(dtype, dev); });
     o.progress = !quiet;
     const auto all = moh::with_flag("--data", [&] { return moh::vit::list_eval_dataset(data, labels, cfg, split); });
     const auto ds = moh::vit::subset_evenly(all, limit);
     if (group.is_main())
       std::cerr << "moh-eval: " << ds.samples.size() << " of " << all.samples.size() << " images from '" << ds.root
               << "' (" << ds.layout << ", classes by " << ds.mapping << "), model " << cfg.name << " on "
-              << moh::device_to_string(dev) << " " << moh::dtype_to_string(dt)
+              << moh::device_to_string(dev) << " " << moh::precision_to_string(dt)
                 << (group.multi() ? ", " + std::to_string(group.world_size()) + " ranks (" + group.launch().launcher +
                                         ", " + group.backend() + ")"
                                   : std::string())
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
       j["seconds"] = r.seconds;
       j["images_per_second"] = r.images_per_second();
       j["model_seconds"] = r.model_seconds;
-      j["settings"] = {{"device", moh::device_to_string(dev)}, {"dtype", moh::dtype_to_string(dt)},
+      j["settings"] = {{"device", moh::device_to_string(dev)}, {"dtype", moh::precision_to_string(dt)},
                        {"batch_size", o.batch_size}, {"workers", o.workers}, {"limit", limit},
                        {"img_size", cfg.img_size}, {"labels", labels},
                        {"split", ds.layout == "idx" ? split : ""}, {"threads", moh::cpu_threads()}};

@@ -16,6 +16,7 @@
 #include "common/dist_cli.h"
 #include "common/distributed.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "dit/generation_output.h"
 #include "dit/generator.h"
 #include "dit/model_source.h"
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
     app.add_option("--seed", p.seed, "random seed (default 0)");
     app.add_option("--batch-size", p.batch_size, "images per batch (default 32; doubled internally with guidance)");
     app.add_option("--device", device_spec, "auto|cpu|cuda[:N] (default auto)");
-    app.add_option("--dtype", dtype_spec, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+    app.add_option("--dtype", dtype_spec, "auto|fp32|mixed|bf16|fp16 (default auto: mixed on CUDA = bf16 GEMMs with fp32 LayerNorm/router/residual stream, as the official autocast; fp32 on CPU)");
     app.add_option("--out", out.out_dir, "output folder (created; must be new or empty unless --overwrite)")->required();
     app.add_flag("--grid", out.grid, "also write grid.png (torchvision make_grid layout, 2 px padding)");
     app.add_option("--grid-nrow", out.grid_nrow, "images per grid row (default 8)");
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
     std::optional<moh::dit::GenerationWriter> writer;
     if (!fid) writer.emplace(out, static_cast<int64_t>(p.labels.size()));
     moh::with_flag("--dtype", [&] {
-      moh::parse_dtype(dtype_spec, moh::with_flag("--device", [&] { return moh::dist::rank_device(device_spec, group); }));
+      moh::parse_precision(dtype_spec, moh::with_flag("--device", [&] { return moh::dist::rank_device(device_spec, group); }));
     });
     moh::dit::Generator gen(go, std::move(src), &group);
     // The model's recorded sampler settings apply unless given on the command line.

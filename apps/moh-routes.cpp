@@ -10,6 +10,7 @@
 
 #include "apps/app_main.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "common/heatmap.h"
 #include "common/image_io.h"
 #include "common/routes_report.h"
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
     app.add_option("--colors", s.colors, "auto (OpenCV when built with it), own or opencv")
         ->check(CLI::IsMember({"auto", "own", "opencv"}));
     app.add_option("--device", device_spec, "auto|cpu|cuda[:N] (default auto)");
-    app.add_option("--dtype", dtype_spec, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+    app.add_option("--dtype", dtype_spec, "auto|fp32|mixed|bf16|fp16 (default auto: mixed on CUDA = bf16 GEMMs with fp32 LayerNorm/router/residual stream, as the official autocast; fp32 on CPU)");
     moh::add_threads_option(app, threads);
     app.add_flag("-q,--quiet", quiet, "no progress bar");
     if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;

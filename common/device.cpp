@@ -1,6 +1,7 @@
 #include "common/device.h"
 
 #include "common/error.h"
+#include "common/precision.h"
 
 namespace moh {
 
@@ -27,14 +28,10 @@ torch::Device parse_device(const std::string& spec) {
 }
 
 torch::Dtype parse_dtype(const std::string& spec, const torch::Device& device) {
-  if (spec == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
-  if (spec == "fp32" || spec == "float32") return torch::kFloat32;
-  if (spec == "bf16" || spec == "bfloat16") return torch::kBFloat16;
-  if (spec == "fp16" || spec == "float16") {
-    MOH_CHECK(device.is_cuda(), "dtype fp16 needs a CUDA device (CPU half-precision kernels are incomplete); use fp32 or bf16");
-    return torch::kFloat16;
-  }
-  throw Error("dtype '" + spec + "' is not valid; use auto, fp32, bf16 or fp16");
+  // One parser (common/precision.h); a plain dtype is every policy but mixed. "auto" here: bf16 on CUDA.
+  const Precision p = parse_precision(spec == "auto" ? std::string(device.is_cuda() ? "bf16" : "fp32") : spec, device);
+  MOH_CHECK(p != Precision::kMixed, "dtype '", spec, "' is a precision policy, not one dtype; use fp32, bf16 or fp16");
+  return gemm_dtype(p);
 }
 
 std::string dtype_to_string(torch::Dtype t) {

@@ -11,11 +11,11 @@ Precision parse_precision(const std::string& spec, const torch::Device& device) 
   if (spec == "fp32" || spec == "float32") return Precision::kFp32;
   if (spec == "bf16" || spec == "bfloat16") return Precision::kBf16;
   if (spec == "fp16" || spec == "float16") {
-    MOH_CHECK(device.is_cuda(), "--dtype fp16 needs a CUDA device (CPU half-precision kernels are incomplete); use "
+    MOH_CHECK(device.is_cuda(), "dtype fp16 needs a CUDA device (CPU half-precision kernels are incomplete); use "
               "fp32, mixed or bf16");
     return Precision::kFp16;
   }
-  throw Error("--dtype '" + spec + "' is not valid; use auto, fp32, mixed, bf16 or fp16");
+  throw Error("dtype '" + spec + "' is not valid; use auto, fp32, mixed, bf16 or fp16");
 }
 
 std::string precision_to_string(Precision p) {

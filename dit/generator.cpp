@@ -6,7 +6,9 @@
 
 #include "common/device.h"
 #include "common/error.h"
+#include "common/precision.h"
 #include "dit/dit_layers.h"
+#include "dit/precision.h"
 #include "dit/generation_output.h"
 
 namespace moh::dit {
@@ -60,18 +62,15 @@ Generator::Generator(const GeneratorOptions& o, DiTModelSource source, const dis
     : o_(o),
       source_(std::move(source)),
       device_(group ? dist::rank_device(o.device, *group) : parse_device(o.device)),
-      dtype_(parse_dtype(o.dtype, device_)) {
+      precision_(parse_precision(o.dtype, device_)),
+      dtype_(gemm_dtype(precision_)) {
   MOH_CHECK(!o.vae.empty() || o.random_weights || source_.pixel_space, "no VAE weights given: model ",
             source_.config.name, " generates ", source_.config.in_channels, "-channel latents that the SD VAE decodes "
             "(e.g. sd-vae-ft-ema diffusion_pytorch_model.safetensors)");
-  if (o.random_weights) {
-    model_ = DiT(source_.config);
-    init_random_weights(*model_, o.random_seed);
-    model_->to(device_, dtype_);
-    model_->eval();
-  } else {
-    model_ = build_dit(source_.config, o.weights, device_, dtype_);
-  }
+  // Built (and loaded) in fp32 on the CPU, then placed and cast for the precision policy.
+  model_ = build_dit(source_.config, o.random_weights ? "" : o.weights, torch::kCPU, torch::kFloat32);
+  if (o.random_weights) init_random_weights(*model_, o.random_seed);
+  apply_dit_precision(model_, device_, precision_);
 
   const auto fallback = VaeConfig::parse(o.vae_config);
   vae_desc_ = "none (pixel-space model)";
@@ -133,7 +132,7 @@ nlohmann::json Generator::describe() const {
           {"vae", vae_desc_},
           {"vae_config", vae_ ? (*vae_)->config().to_json() : nlohmann::json(nullptr)},
           {"device", device_to_string(device_)},
-          {"dtype", dtype_to_string(dtype_)},
+          {"dtype", precision_to_string(precision_)},
           {"image_size", {image_size(), image_size()}}};
 }
 
@@ -146,7 +145,7 @@ nlohmann::json Generator::fid_run_facts(const GenerateParams& p, int64_t num_sam
           {"sampler", p.sampler}, {"steps", p.steps}, {"eta", p.eta}, {"cfg_scale", p.cfg_scale},
           {"cfg_all_channels", p.cfg_all_channels}, {"clip_denoised", p.clip_denoised}, {"seed", p.seed},
           {"rng", p.rng}, {"num_samples", num_samples}, {"classes", classes},
-          {"device_type", device_.is_cuda() ? "cuda" : "cpu"}, {"dtype", dtype_to_string(dtype_)}};
+          {"device_type", device_.is_cuda() ? "cuda" : "cpu"}, {"dtype", precision_to_string(precision_)}};
 }
 
 }  // namespace moh::dit

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/distributed.h"
+#include "common/precision.h"
 #include "dit/fid_sampling.h"
 #include "dit/generate.h"
 #include "dit/generation_output.h"
@@ -32,7 +33,7 @@ struct GeneratorOptions {
   bool random_weights = false;              // untrained DiT (and VAE without a file): smoke tests only
   uint64_t random_seed = 0;                 // seeds the random weights
   std::string device = "auto";              // auto|cpu|cuda[:N] (with a process group: this rank's GPU)
-  std::string dtype = "auto";               // auto|fp32|bf16|fp16
+  std::string dtype = "auto";               // auto|fp32|mixed|bf16|fp16 (common/precision.h; auto: mixed on CUDA)
 };
 
 // sample.py's fixed labels, generated when no class is asked of an ImageNet model.
@@ -58,7 +59,8 @@ class Generator {
   DiT& model() { return model_; }
   Vae* vae() { return vae_ ? &*vae_ : nullptr; }
   const torch::Device& device() const { return device_; }
-  torch::Dtype dtype() const { return dtype_; }
+  torch::Dtype dtype() const { return dtype_; }  // the GEMM / VAE dtype (bf16 under mixed)
+  Precision precision() const { return precision_; }
   int64_t image_size() const;  // pixels per side of the generated images
 
   // The official sampler defaults with the settings recorded in the weights applied (steps, cfg_scale,
@@ -87,6 +89,7 @@ class Generator {
   GeneratorOptions o_;
   DiTModelSource source_;
   torch::Device device_;
+  Precision precision_;
   torch::Dtype dtype_;
   DiT model_{nullptr};
   std::optional<Vae> vae_;

@@ -128,3 +128,38 @@ TEST_CASE("Generator opens the demo DiT, applies its recorded sampler settings a
   CHECK(moh::test::contains(e3, "no DiT weights file given"));
   CHECK_FALSE(mentions_a_flag(e3));
 }
+
+TEST_CASE("The API takes a precision policy: mixed keeps the stream fp32 and stays near fp32", "[api]") {
+  const auto picture = moh::decode_image_file(moh::test::data_path("images/gray8.png"));
+  moh::vit::ClassifierOptions o;
+  o.weights = repo_path(kDemoViT);
+  o.device = "cpu";
+  moh::vit::Classifier fp32(o);
+  o.dtype = "mixed";
+  moh::vit::Classifier mixed(o);
+  CHECK(mixed.precision() == moh::Precision::kMixed);
+  CHECK(mixed.dtype() == torch::kFloat32);  // inputs and the residual stream
+  const auto x = fp32.preprocess(picture).unsqueeze(0);  // [1, C, S, S]
+  const auto a = torch::softmax(fp32.logits(x), -1), b = torch::softmax(mixed.logits(x), -1);  // [1, 10]
+  const double err = (a - b).abs().max().item<double>();
+  INFO("max |p_fp32 - p_mixed| = " << err);
+  CHECK(err > 0);     // the GEMMs really ran in bf16
+  CHECK(err < 0.05);  // bf16 GEMM rounding, not a different model
+  o.dtype = "fp8";
+  const auto e = moh::test::error_message([&] { moh::vit::Classifier c(o); });
+  CHECK(moh::test::contains(e, "dtype 'fp8'"));
+  CHECK_FALSE(mentions_a_flag(e));
+
+  moh::dit::GeneratorOptions g;
+  g.weights = repo_path(kDemoDiT);
+  g.device = "cpu";
+  g.dtype = "mixed";
+  moh::dit::Generator gen(g);
+  CHECK(gen.precision() == moh::Precision::kMixed);
+  CHECK(gen.describe().at("dtype") == "mixed");
+  auto p = gen.default_params();
+  p.labels = {1};
+  p.steps = 2;
+  p.progress = false;
+  CHECK(gen.generate(p).sizes() == torch::IntArrayRef({1, 28, 28, 3}));
+}

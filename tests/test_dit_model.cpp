@@ -171,6 +171,7 @@ TEST_CASE("A pixel-space DiT (1 channel, no VAE) builds and runs; bf16 agrees wi
   moh::dit::DiT model(cfg);
   moh::dit::init_random_weights(*model, 11);
   torch::NoGradGuard no_grad;
+  torch::manual_seed(5);  // the input must not depend on what earlier tests drew
   auto x = torch::randn({4, 1, 6, 6});
   auto t = torch::tensor(std::vector<int64_t>{999, 500, 999, 500});
   auto y = torch::tensor(std::vector<int64_t>{2, 5, cfg.null_class(), cfg.null_class()});
@@ -196,11 +197,12 @@ TEST_CASE("A pixel-space DiT (1 channel, no VAE) builds and runs; bf16 agrees wi
   m16->to(torch::kBFloat16);
   auto out16 = m16->forward(x, t, y);
   CHECK(out16.scalar_type() == torch::kBFloat16);
-  // Relative RMS error: bf16 keeps 8 mantissa bits (0.4 %); a few layers plus the odd flipped top-k decision stay
-  // within a few percent, while a dtype bug (wrong cast, fp32-only op path) gives O(1).
+  // Relative RMS error: bf16 keeps 8 mantissa bits (0.4 %); a few layers stay within a few percent, but one flipped
+  // top-k decision of the router (near-tied logits on random weights; which ones flip depends on the input and on
+  // the BLAS thread count) adds several percent, while a dtype bug (wrong cast, fp32-only op path) gives O(1).
   const double rel = (out16.to(torch::kFloat32) - out).norm().item<double>() / out.norm().item<double>();
   INFO("bf16 relative RMS error " << rel);
-  CHECK(rel < 0.05);
+  CHECK(rel < 0.12);
 }
 
 #ifdef MOH_WITH_CUDA

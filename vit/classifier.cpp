@@ -7,20 +7,29 @@
 #include "common/error.h"
 #include "common/imagenet.h"
 #include "common/image_io.h"
+#include "common/precision.h"
 #include "common/preprocess.h"
+#include "vit/precision.h"
 
 namespace moh::vit {
 
 Classifier::Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device,
                        torch::Dtype dtype)
-    : model_(build_vit(cfg, weights, device, dtype)), device_(device), dtype_(dtype) {}
+    : model_(build_vit(cfg, weights, device, dtype)), device_(device), dtype_(dtype),
+      precision_(precision_of_dtype(dtype)) {}
 
 Classifier::Classifier(const ViTModelSource& source, const torch::Device& device, torch::Dtype dtype)
-    : model_(build_vit(source.config, source.weights, device, dtype)),
+    : Classifier(source, device, precision_of_dtype(dtype)) {}
+
+Classifier::Classifier(const ViTModelSource& source, const torch::Device& device, Precision precision)
+    : model_(build_vit(source.config, source.weights, torch::kCPU, torch::kFloat32)),
       device_(device),
-      dtype_(dtype),
+      dtype_(stream_dtype(precision)),
+      precision_(precision),
       fmnist_(source.fmnist),
-      config_origin_(source.config_origin) {}
+      config_origin_(source.config_origin) {
+  apply_vit_precision(model_, device_, precision_);  // loaded in fp32 on the CPU, then placed and cast
+}
 
 namespace {
 ViTModelSource source_for(const ClassifierOptions& o) {
@@ -36,10 +45,10 @@ ViTModelSource source_for(const ClassifierOptions& o) {
 }  // namespace
 
 Classifier::Classifier(const ClassifierOptions& o)
-    : Classifier(source_for(o), parse_device(o.device), parse_dtype(o.dtype, parse_device(o.device))) {}
+    : Classifier(source_for(o), parse_device(o.device), parse_precision(o.dtype, parse_device(o.device))) {}
 
 Classifier::Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype)
-    : model_(std::move(model)), device_(device), dtype_(dtype) {
+    : model_(std::move(model)), device_(device), dtype_(dtype), precision_(precision_of_dtype(dtype)) {
   model_->to(device_, dtype_);
   model_->eval();
 }

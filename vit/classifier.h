@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/image_io.h"
+#include "common/precision.h"
 #include "vit/config.h"
 #include "vit/model.h"
 #include "vit/model_source.h"
@@ -36,7 +37,7 @@ struct ClassifierOptions {
   std::string weights;        // .safetensors or PyTorch checkpoint; "" only with random_weights
   std::string model;          // preset or config .json; "" = the config recorded in the weights
   std::string device = "auto";  // auto|cpu|cuda[:N]
-  std::string dtype = "auto";   // auto|fp32|bf16|fp16 (auto: bf16 on CUDA, fp32 on CPU)
+  std::string dtype = "auto";   // auto|fp32|mixed|bf16|fp16 (common/precision.h; auto: mixed on CUDA, fp32 on CPU)
   bool random_weights = false;  // an untrained `model` (smoke tests; predictions mean nothing)
 };
 
@@ -48,6 +49,8 @@ class Classifier {
   Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype);
   // Same from a resolved source (vit/model_source.h): a self-describing model also brings its input transform.
   Classifier(const ViTModelSource& source, const torch::Device& device, torch::Dtype dtype);
+  // Same under a precision policy (common/precision.h; mixed: bf16 GEMMs, fp32 LayerNorm / router / stream).
+  Classifier(const ViTModelSource& source, const torch::Device& device, Precision precision);
   // Wraps an already built model (moved to device/dtype, set to eval mode).
   Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype);
 
@@ -55,7 +58,8 @@ class Classifier {
   const std::string& config_origin() const { return config_origin_; }  // "weights metadata", "preset ...", ...
   TransNeXt& model() { return model_; }
   const torch::Device& device() const { return device_; }
-  torch::Dtype dtype() const { return dtype_; }
+  torch::Dtype dtype() const { return dtype_; }  // what inputs are cast to (the residual stream's dtype)
+  Precision precision() const { return precision_; }
 
   // The model's input transform -> [in_chans, S, S] float32 (CPU): the official eval transform at img_size, or
   // for the Fashion-MNIST demo models gray 28x28 + their stored preprocessing.
@@ -78,6 +82,7 @@ class Classifier {
   TransNeXt model_;
   torch::Device device_;
   torch::Dtype dtype_;
+  Precision precision_ = Precision::kFp32;
   std::optional<FmnistPreprocess> fmnist_;
   std::string config_origin_;
 };
