@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     auto common = [&o, &threads](CLI::App* s) {
       moh::add_threads_option(*s, threads);
       s->add_option("--device", o.device, "auto|cpu|cuda[:N] (default auto)");
-      s->add_option("--dtype", o.dtype, "auto|fp32|bf16|fp16 (default auto: bf16 on CUDA, fp32 on CPU)");
+      s->add_option("--dtype", o.dtype, "auto|fp32|mixed|bf16|fp16 (default auto: mixed on CUDA = bf16 GEMMs with fp32 LayerNorm/router/stream; fp32 on CPU)");
       s->add_option("--warmup", o.warmup, "untimed warm-up runs (default 3)");
       s->add_option("--iters", o.iters, "timed runs; the median is reported (default 10)");
       s->add_option("--json", o.json_out, "also write results as JSON to this file");

@@ -17,6 +17,8 @@
 #include "common/atomic_file.h"
 #include "common/device.h"
 #include "common/error.h"
+#include "common/precision.h"
+#include "dit/precision.h"
 #include "dit/config.h"
 #include "dit/dit_layers.h"
 #include "dit/generate.h"
@@ -54,23 +56,22 @@ int bench_dit(const BenchOptions& o) {
   auto want = [&](const char* c) { return std::find(cases.begin(), cases.end(), c) != cases.end(); };
 
   const auto device = parse_device(o.device);
-  const auto dtype = parse_dtype(o.dtype, device);
+  const auto precision = parse_precision(o.dtype, device);  // auto: mixed on CUDA (the apps' default), fp32 on CPU
+  const auto dtype = stream_dtype(precision);               // inputs
   const bool cuda = device.is_cuda();
   const int64_t n = env_int("MOH_BENCH_DIT_IMAGES", cuda ? 32 : 1);
   const int64_t steps = env_int("MOH_BENCH_DIT_STEPS", cuda ? 250 : 10);
   const int sample_iters = static_cast<int>(std::min<int64_t>(std::max(1, o.iters), env_int("MOH_BENCH_DIT_SAMPLE_ITERS", 1)));
   const auto cfg = dit::resolve_dit_config(model_spec);
-  const std::string where = dtype_to_string(dtype) + " on " + device_to_string(device);
+  const std::string where = precision_to_string(precision) + " on " + device_to_string(device);
   const bool anchor_model = cfg.name == dit::dit_preset("MoH-DiT-XL/2-90").name && cfg.input_size == 32;
 
   std::optional<Against> against;
   if (!o.against.empty()) against.emplace(o.against);
   torch::NoGradGuard no_grad;
-  dit::DiT model(cfg);
-  model->to(device, dtype);
+  dit::DiT model = dit::build_dit(cfg, o.weights, torch::kCPU, torch::kFloat32);
   if (o.weights.empty()) dit::init_random_weights(*model, 0);
-  else dit::load_dit_weights(model, o.weights);
-  model->eval();
+  dit::apply_dit_precision(model, device, precision);
 
   std::optional<dit::Vae> vae;
   if (want("vae") || want("sample")) {
@@ -78,7 +79,7 @@ int bench_dit(const BenchOptions& o) {
               cfg.in_channels, " (use --only forward)");
     torch::manual_seed(0);  // default module init (random VAE weights)
     vae = dit::Vae(dit::VaeConfig::preset("sd-vae-ft-ema"));
-    (*vae)->to(device, dtype);
+    (*vae)->to(device, gemm_dtype(precision));
     (*vae)->eval();
   }
 
@@ -122,7 +123,7 @@ int bench_dit(const BenchOptions& o) {
   }
 
   if (want("vae")) {
-    auto z = torch::randn({n, 4, cfg.input_size, cfg.input_size}, opts.dtype(dtype));
+    auto z = torch::randn({n, 4, cfg.input_size, cfg.input_size}, opts.dtype(gemm_dtype(precision)));
     const auto tm = time_it([&] { (*vae)->decode(z); }, device, o.warmup, o.iters);
     const int64_t side = cfg.input_size * (*vae)->config().downscale();
     if (cuda && n == 32 && cfg.input_size == 32)
@@ -165,7 +166,7 @@ int bench_dit(const BenchOptions& o) {
 
   if (!o.json_out.empty())
     write_file_atomic(o.json_out, nlohmann::json{{"dit", results}, {"device", device_to_string(device)},
-                                                 {"dtype", dtype_to_string(dtype)}}.dump(2) + "\n");
+                                                 {"dtype", precision_to_string(precision)}}.dump(2) + "\n");
   return 0;
 }
 

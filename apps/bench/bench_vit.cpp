@@ -12,6 +12,8 @@
 #include "common/atomic_file.h"
 #include "common/device.h"
 #include "common/error.h"
+#include "common/precision.h"
+#include "vit/precision.h"
 #include "vit/attention.h"
 #include "vit/config.h"
 #include "vit/cpb.h"
@@ -75,7 +77,8 @@ int bench_vit_aggregated(const BenchOptions& o, int64_t batch) {
 int bench_vit(const BenchOptions& o) {
   const VitCase cases[] = {{"s80", "moh-vit-s-80", 492.0}, {"b75", "moh-vit-b-75", 369.0}};
   const auto device = parse_device(o.device);
-  const auto dtype = parse_dtype(o.dtype, device);
+  const auto precision = parse_precision(o.dtype, device);  // auto: mixed on CUDA (the apps' default), fp32 on CPU
+  const auto dtype = stream_dtype(precision);               // inputs
   int64_t batch = device.is_cuda() ? 256 : 4;
   if (const char* env = std::getenv("MOH_BENCH_VIT_BATCH")) batch = std::atoll(env);
   MOH_CHECK(batch >= 1, "MOH_BENCH_VIT_BATCH must be a positive integer");
@@ -92,7 +95,8 @@ int bench_vit(const BenchOptions& o) {
   for (const auto& c : cases) {
     if (!selected(o, c)) continue;
     auto cfg = vit::vit_preset(c.preset);
-    auto model = vit::build_vit(cfg, o.weights, device, dtype);
+    auto model = vit::build_vit(cfg, o.weights, torch::kCPU, torch::kFloat32);
+    vit::apply_vit_precision(model, device, precision);
     auto x = torch::randn({batch, 3, cfg.img_size, cfg.img_size}, torch::TensorOptions().device(device).dtype(dtype));
     const auto t = time_it([&] { model->forward(x); }, device, o.warmup, o.iters);
     if (o.profile) {
@@ -105,10 +109,10 @@ int bench_vit(const BenchOptions& o) {
     char extra[256];
     if (device.is_cuda())
       std::snprintf(extra, sizeof extra, "batch %lld %s: %.1f img/s (official eager anchor %.0f img/s: x%.2f)",
-                    (long long)batch, dtype_to_string(dtype).c_str(), img_s, c.anchor_img_s, img_s / c.anchor_img_s);
+                    (long long)batch, precision_to_string(precision).c_str(), img_s, c.anchor_img_s, img_s / c.anchor_img_s);
     else
       std::snprintf(extra, sizeof extra, "batch %lld %s on %s: %.2f img/s (anchors are GPU numbers)", (long long)batch,
-                    dtype_to_string(dtype).c_str(), device_to_string(device).c_str(), img_s);
+                    precision_to_string(precision).c_str(), device_to_string(device).c_str(), img_s);
     report(std::string("vit ") + cfg.name, t, extra);
     double official_img_s = 0;
     if (against) {
@@ -121,7 +125,7 @@ int bench_vit(const BenchOptions& o) {
       std::fflush(stdout);
     }
     results.push_back({{"name", c.name}, {"model", cfg.name}, {"batch", batch}, {"device", device_to_string(device)},
-                       {"dtype", dtype_to_string(dtype)}, {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
+                       {"dtype", precision_to_string(precision)}, {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
                        {"max_ms", t.max_ms}, {"images_per_second", img_s},
                        {"anchor_images_per_second", c.anchor_img_s}});
     if (against)
