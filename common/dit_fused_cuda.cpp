@@ -10,21 +10,10 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/kernel_dtype_cuda.h"
 #include "kernels/moh_dit_fused.h"
 
 namespace moh::cuda {
-namespace {
-
-bool kernel_dtype(torch::ScalarType t, kernels::DType* out) {
-  switch (t) {
-    case torch::kFloat32: *out = kernels::DType::F32; return true;
-    case torch::kFloat16: *out = kernels::DType::F16; return true;
-    case torch::kBFloat16: *out = kernels::DType::BF16; return true;
-    default: return false;
-  }
-}
-
-}  // namespace
 
 bool dit_fused_kernel_enabled() {
   const char* env = std::getenv("MOH_DIT_FUSED_KERNEL");

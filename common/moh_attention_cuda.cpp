@@ -10,20 +10,12 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/kernel_dtype_cuda.h"
 #include "kernels/moh_attention.h"
 #include "kernels/moh_router.h"
 
 namespace moh::cuda {
 namespace {
-
-bool kernel_dtype(torch::ScalarType t, kernels::DType* out) {
-  switch (t) {
-    case torch::kFloat32: *out = kernels::DType::F32; return true;
-    case torch::kFloat16: *out = kernels::DType::F16; return true;
-    case torch::kBFloat16: *out = kernels::DType::BF16; return true;
-    default: return false;
-  }
-}
 
 void check_cuda(cudaError_t err, const char* what) {
   MOH_CHECK(err == cudaSuccess, what, " failed: ", cudaGetErrorString(err),

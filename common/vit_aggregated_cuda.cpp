@@ -10,19 +10,11 @@
 #include <cstring>
 
 #include "common/error.h"
+#include "common/kernel_dtype_cuda.h"
 #include "kernels/moh_vit_aggregated.h"
 
 namespace moh::cuda {
 namespace {
-
-bool kernel_dtype(torch::ScalarType t, kernels::DType* out) {
-  switch (t) {
-    case torch::kFloat32: *out = kernels::DType::F32; return true;
-    case torch::kFloat16: *out = kernels::DType::F16; return true;
-    case torch::kBFloat16: *out = kernels::DType::BF16; return true;
-    default: return false;
-  }
-}
 
 torch::Tensor f32(const torch::Tensor& t) { return t.to(torch::kFloat32).contiguous(); }
 
@@ -33,7 +25,7 @@ bool vit_aggregated_kernel_enabled() {
   return env != nullptr && std::strcmp(env, "1") == 0;
 }
 
-bool vit_aggregated_supported(const VitAggregatedInputs& in) {
+bool vit_aggregated_supported(const AggregatedAttentionInputs& in) {
   kernels::DType dt;
   if (!in.q.defined() || !in.q.is_cuda() || in.q.dim() != 3 || !kernel_dtype(in.q.scalar_type(), &dt)) return false;
   const auto dev = in.q.device();
@@ -52,7 +44,7 @@ bool vit_aggregated_supported(const VitAggregatedInputs& in) {
          in.gates.size(1) == N && in.gates.size(2) == h && in.pool_bias.defined() && in.pool_bias.numel() == h * N * P;
 }
 
-torch::Tensor vit_aggregated_attention(const VitAggregatedInputs& in) {
+torch::Tensor vit_aggregated_attention(const AggregatedAttentionInputs& in) {
   MOH_CHECK(vit_aggregated_supported(in), "moh::cuda::vit_aggregated_attention: unsupported inputs q ",
             in.q.defined() ? in.q.sizes() : torch::IntArrayRef{}, " (see common/vit_aggregated_cuda.h)");
   const c10::cuda::CUDAGuard guard(in.q.device());
