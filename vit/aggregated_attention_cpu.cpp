@@ -18,7 +18,7 @@ bool aggregated_attention_cpu_applicable(const torch::Tensor& x) {
          !(torch::GradMode::is_enabled() && x.requires_grad());
 }
 
-torch::Tensor aggregated_attention_cpu(const AggregatedAttentionCpuInputs& in) {
+torch::Tensor aggregated_attention_cpu(const AggregatedAttentionInputs& in) {
   RECORD_FUNCTION("moh::aggregated_attention_cpu", std::vector<c10::IValue>());
   const int64_t B = in.q.size(0), N = in.q.size(1), C = in.q.size(2), h = in.num_heads, d = C / h;
   const int64_t ws = in.window_size, L = ws * ws, P = in.kv_pool.size(1);

@@ -168,6 +168,29 @@ torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H
   return forward_reference(x, H, W, tables, debug);
 }
 
+AggregatedAttentionInputs AggregatedAttentionImpl::fused_inputs(torch::Tensor q_, torch::Tensor kv_,
+                                                                torch::Tensor kv_pool, const CpbTables& tables,
+                                                                torch::Tensor gates, torch::Tensor seq_scale,
+                                                                int64_t H, int64_t W) {
+  AggregatedAttentionInputs in;
+  in.q = std::move(q_);
+  in.kv = std::move(kv_);
+  in.kv_pool = std::move(kv_pool);
+  in.pool_bias = bias_(tables, cpb_fc1, cpb_fc2);  // [h, N, P]
+  in.temperature = temperature;
+  in.query_embedding = query_embedding;
+  in.seq_scale = std::move(seq_scale);
+  in.rpb_local = relative_pos_bias_local;
+  in.learnable_tokens = learnable_tokens;
+  in.learnable_bias = learnable_bias;
+  in.gates = std::move(gates);
+  in.H = H;
+  in.W = W;
+  in.window_size = o_.window_size;
+  in.num_heads = o_.num_heads;
+  return in;
+}
+
 torch::Tensor AggregatedAttentionImpl::forward_fused_cuda(const torch::Tensor& x, int64_t H, int64_t W,
                                                           const CpbTables& tables, AttentionDebug* debug) {
 #ifdef MOH_WITH_CUDA
@@ -182,22 +205,9 @@ torch::Tensor AggregatedAttentionImpl::forward_fused_cuda(const torch::Tensor& x
                                        F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
   // [B, C, P] -> [B, P, C]
   auto x_pool = norm(pooled.reshape({B, C, P}).transpose(1, 2).to(norm->weight.scalar_type())).to(x.scalar_type());
-  cuda::VitAggregatedInputs in;
-  in.q = q(x).contiguous();                // [B, N, C] in the GEMM dtype
-  in.kv = kv(x).contiguous();              // [B, N, 2C]
-  in.kv_pool = kv(x_pool).contiguous();    // [B, P, 2C]
-  in.pool_bias = bias_(tables, cpb_fc1, cpb_fc2);  // [h, N, P]
-  in.temperature = temperature;
-  in.query_embedding = query_embedding;
-  in.seq_scale = seq_scale_.on(x.device());  // [N, 1] fp32
-  in.rpb_local = relative_pos_bias_local;
-  in.learnable_tokens = learnable_tokens;
-  in.learnable_bias = learnable_bias;
-  in.gates = gates;
-  in.H = H;
-  in.W = W;
-  in.window_size = o_.window_size;
-  in.num_heads = o_.num_heads;
+  // [B, N, C], [B, N, 2C], [B, P, 2C] in the GEMM dtype; the sequence scale fp32 on x's device
+  const auto in = fused_inputs(q(x).contiguous(), kv(x).contiguous(), kv(x_pool).contiguous(), tables, gates,
+                               seq_scale_.on(x.device()), H, W);
   auto y = cuda::vit_aggregated_attention(in);  // [B, N, C] gated heads, q's dtype
   if (debug) debug->gates = gates;
   return proj(as_dtype(y, proj->weight.scalar_type()));
@@ -222,22 +232,9 @@ torch::Tensor AggregatedAttentionImpl::forward_fused_cpu(const torch::Tensor& x_
   auto pooled = F::adaptive_avg_pool2d(s_img, F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
   auto x_pool = norm(pooled.permute({0, 2, 3, 1}).reshape({B, P, C}));             // [B, C, Hp, Wp] -> [B, P, C]
 
-  AggregatedAttentionCpuInputs in;
-  in.q = linear_tokens(x, q->weight, q->bias);              // [B, N, C]
-  in.kv = linear_tokens(x, kv->weight, kv->bias);           // [B, N, 2C]
-  in.kv_pool = linear_tokens(x_pool, kv->weight, kv->bias);  // [B, P, 2C]
-  in.pool_bias = bias_(tables, cpb_fc1, cpb_fc2);           // [h, N, P]
-  in.temperature = temperature;
-  in.query_embedding = query_embedding;
-  in.seq_scale = seq_scale_.like(x);
-  in.rpb_local = relative_pos_bias_local;
-  in.learnable_tokens = learnable_tokens;
-  in.learnable_bias = learnable_bias;
-  in.gates = gates;
-  in.H = H;
-  in.W = W;
-  in.window_size = o_.window_size;
-  in.num_heads = o_.num_heads;
+  // [B, N, C], [B, N, 2C], [B, P, 2C]
+  const auto in = fused_inputs(linear_tokens(x, q->weight, q->bias), linear_tokens(x, kv->weight, kv->bias),
+                               linear_tokens(x_pool, kv->weight, kv->bias), tables, gates, seq_scale_.like(x), H, W);
   auto y = aggregated_attention_cpu(in);  // [B, N, C] gated heads
   if (debug) debug->gates = gates;
   return linear_tokens(y, proj->weight, proj->bias);

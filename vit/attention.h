@@ -6,6 +6,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "common/aggregated_attention_inputs.h"
 #include "common/moh_gates.h"
 #include "vit/cpb.h"
 
@@ -85,6 +86,11 @@ class AggregatedAttentionImpl : public torch::nn::Module {
   MoHGateLayers gate;
 
  private:
+  // The fused paths' inputs from projected q / kv / kv_pool and the gates (both fused paths fill it the same way).
+  AggregatedAttentionInputs fused_inputs(torch::Tensor q, torch::Tensor kv, torch::Tensor kv_pool,
+                                         const CpbTables& tables, torch::Tensor gates, torch::Tensor seq_scale,
+                                         int64_t H, int64_t W);
+
   AttentionOptions o_;
   MoHGateConfig gate_cfg_;
   DeviceConstant seq_scale_, padding_mask_;
