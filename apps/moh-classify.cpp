@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
     co.device = device;
     co.dtype = dtype;
     co.random_weights = random_weights;
-    moh::with_flag("--dtype", [&] { moh::parse_precision(dtype, moh::with_flag("--device", [&] { return moh::parse_device(device); })); });
+    const auto dev_checked = moh::with_flag("--device", [&] { return moh::parse_device(device); });
+    moh::with_flag("--dtype", [&] { moh::parse_precision(dtype, dev_checked); });
     moh::vit::Classifier clf(co);
     const auto& cfg = clf.config();
     const auto dev = clf.device();

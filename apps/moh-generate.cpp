@@ -137,9 +137,8 @@ int main(int argc, char** argv) {
         for (int64_t k = 0; k < num_per_class; ++k) p.labels.push_back(c);
     std::optional<moh::dit::GenerationWriter> writer;
     if (!fid) writer.emplace(out, static_cast<int64_t>(p.labels.size()));
-    moh::with_flag("--dtype", [&] {
-      moh::parse_precision(dtype_spec, moh::with_flag("--device", [&] { return moh::dist::rank_device(device_spec, group); }));
-    });
+    const auto dev_checked = moh::with_flag("--device", [&] { return moh::dist::rank_device(device_spec, group); });
+    moh::with_flag("--dtype", [&] { moh::parse_precision(dtype_spec, dev_checked); });
     moh::dit::Generator gen(go, std::move(src), &group);
     // The model's recorded sampler settings apply unless given on the command line.
     const auto recorded = gen.default_params();

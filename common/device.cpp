@@ -10,7 +10,7 @@ torch::Device parse_device(const std::string& spec) {
   if (spec == "cpu") return torch::Device(torch::kCPU);
   if (spec.rfind("cuda", 0) == 0) {
     MOH_CHECK(torch::cuda::is_available(), "device ", spec,
-              ": no CUDA device is available in this build/machine; use device cpu");
+              ": no CUDA device is available in this build/machine; use the CPU (device cpu)");
     int index = 0;
     if (spec.size() > 4) {
       MOH_CHECK(spec[4] == ':' && spec.size() > 5, "device '", spec, "' is not valid; use cpu, cuda or cuda:N");
