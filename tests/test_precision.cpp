@@ -92,6 +92,9 @@ TEST_CASE("Mixed precision MoH-DiT: fp32 router/embeddings/stream, bf16 GEMMs, c
 
   const double e32 = rel_err(fp32, ref), emix = rel_err(mixed, ref), ebf = rel_err(bf16, ref);
   INFO("relative L2 error vs the official fp32 output: fp32 " << e32 << ", mixed " << emix << ", bf16 " << ebf);
+  // fp32 bound from measured noise: e32 was 4.7e-7 .. 7.3e-7 over six OpenBLAS kernel / thread settings (Haswell,
+  // Sandybridge, SkylakeX, Cooperlake, SapphireRapids, OpenBLAS's own choice; 1-3 threads) on an AVX-512 Xeon: a
+  // bound of 1e-5 leaves a margin above 10x for other CPUs.
   CHECK(e32 < 1e-5);
   CHECK(emix < 2e-2);        // bf16 GEMM rounding only (a bf16 ulp is 7.8e-3 relative)
   CHECK(emix < 0.75 * ebf);  // fp32 LayerNorm, router and residual stream buy accuracy over pure bf16
@@ -136,7 +139,10 @@ TEST_CASE("Mixed precision MoH-ViT: fp32 LayerNorm/router/stream, bf16 GEMMs and
     const double e32 = rel_err(fp32, ref), emix = rel_err(mixed, ref), ebf = rel_err(bf16, ref);
     INFO(f << ": relative L2 error of the logits vs official fp32: fp32 " << e32 << ", mixed " << emix << ", bf16 "
            << ebf);
-    CHECK(e32 < 1e-5);
+    // fp32 bound from measured noise: e32 was 8.1e-6 .. 1.08e-5 over six OpenBLAS kernel / thread settings (Haswell,
+    // Sandybridge, SkylakeX, Cooperlake, SapphireRapids, OpenBLAS's own choice; 1-3 threads) on an AVX-512 Xeon, and
+    // 1.08e-5 on an AMD EPYC with the Haswell kernels; 3e-5 is about 3x the largest (bf16 is at 2.5e-1).
+    CHECK(e32 < 3e-5);
     CHECK(emix < 0.85 * ebf);
   }
 }
