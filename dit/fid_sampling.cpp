@@ -28,17 +28,18 @@ constexpr const char* kSidecar = "generation.json";
 
 bool is_temp_file(const std::string& name) { return name.find(".tmp.") != std::string::npos; }
 
-// Checks that `dir` is new, empty, or holds this very run (then it is resumed). Read-only.
-bool check_out_dir(const std::string& dir, const nlohmann::json& run) {
+// Checks that `dir` is new, empty, or holds this very run; returns the earlier run's sidecar when it is resumed,
+// null otherwise. Read-only.
+nlohmann::json check_out_dir(const std::string& dir, const nlohmann::json& run) {
   std::error_code ec;
-  if (!fs::exists(dir, ec)) return false;
+  if (!fs::exists(dir, ec)) return nullptr;
   MOH_CHECK(fs::is_directory(dir, ec), "output folder '", dir, "' exists and is not a folder");
   const auto sidecar = fs::path(dir) / kSidecar;
   if (!fs::exists(sidecar, ec)) {
     for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
       MOH_CHECK(is_temp_file(it->path().filename().string()), "output folder '", dir, "' already holds files but no ", kSidecar,
                 " of an FID run; choose a new folder");
-    return false;
+    return nullptr;
   }
   const nlohmann::json prev = read_json_file(sidecar.string(), "the sidecar of an earlier FID run");
   MOH_CHECK(prev.contains("run"), "output folder '", dir,
@@ -54,7 +55,7 @@ bool check_out_dir(const std::string& dir, const nlohmann::json& run) {
                 "); resume with the same "
                 "settings or choose a new folder");
   }
-  return true;
+  return prev;
 }
 
 void remove_stale_temp_files(const std::string& dir) {
@@ -121,6 +122,18 @@ std::string fid_png_name(int64_t index) {
   return buf;
 }
 
+std::vector<std::pair<int64_t, int64_t>> fid_chunks_to_generate(const std::vector<int64_t>& missing, int64_t n,
+                                                                int64_t chunk_size) {
+  MOH_CHECK(chunk_size >= 1, "internal error: chunk size ", chunk_size);
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (auto i : missing) {
+    MOH_CHECK(i >= 0 && i < n, "internal error: sample index ", i, " outside [0, ", n, ")");
+    const int64_t first = i / chunk_size * chunk_size;
+    if (out.empty() || out.back().first != first) out.emplace_back(first, std::min(first + chunk_size, n));
+  }
+  return out;
+}
+
 std::vector<int64_t> missing_fid_samples(const std::string& dir, int64_t n) {
   std::vector<char> present(size_t(std::max<int64_t>(n, 0)), 0);
   std::error_code ec;
@@ -151,7 +164,12 @@ FidResult generate_fid_samples(DiT& model, Vae* vae, GenerateParams p, const tor
   const std::string dir = o.out_dir;
 
   // Reads first (every rank sees the same folder), then a barrier, then writes: all ranks agree on what is done.
-  const bool resuming = check_out_dir(dir, o.run);
+  const nlohmann::json prev = check_out_dir(dir, o.run);
+  const bool resuming = !prev.is_null();
+  // The chunk size decides the pixels (it is the batch of every forward pass), so a resumed run keeps the recorded
+  // one whatever --batch-size says; a folder of a version without chunking is chunked by this run's batch size.
+  res.chunk_size = resuming && prev.contains("chunk_size") ? prev["chunk_size"].get<int64_t>() : p.batch_size;
+  MOH_CHECK(res.chunk_size >= 1, "the chunk size must be at least 1, got ", res.chunk_size);
   std::error_code ec;
   fs::create_directories(dir, ec);
   MOH_CHECK(fs::is_directory(dir, ec), "cannot create output folder '", dir, "': ", ec.message());
@@ -168,6 +186,9 @@ FidResult generate_fid_samples(DiT& model, Vae* vae, GenerateParams p, const tor
   sidecar["num_images"] = o.num_samples;
   sidecar["labels"] = labels;
   sidecar["png_names"] = "NNNNNN.png = sample index (at least 6 digits)";
+  sidecar["chunk_size"] = res.chunk_size;
+  sidecar["chunking"] = "images [c*chunk_size, (c+1)*chunk_size) are computed together as one batch; rank r of W "
+                        "takes every W-th chunk that has a missing image";
   g.barrier("checking the output folder");  // every rank has read the folder; writes may start
   if (g.is_main()) {
     remove_stale_temp_files(dir);  // from an interrupted run
@@ -178,21 +199,33 @@ FidResult generate_fid_samples(DiT& model, Vae* vae, GenerateParams p, const tor
   }
   g.barrier("the start of sampling");
 
-  std::vector<int64_t> mine;
-  for (size_t j = g.rank(); j < missing.size(); j += size_t(g.world_size())) mine.push_back(missing[j]);
+  // Whole chunks per rank: every image is computed in the same batch (the same GEMM shapes, so the same rounding)
+  // whatever the number of processes, and a resumed chunk is recomputed whole, its missing images written.
+  const auto todo = fid_chunks_to_generate(missing, o.num_samples, res.chunk_size);
+  std::vector<std::pair<int64_t, int64_t>> mine;  // [first, end) of this rank's chunks
+  for (size_t j = g.rank(); j < todo.size(); j += size_t(g.world_size())) mine.push_back(todo[j]);
+  std::vector<char> is_missing(size_t(o.num_samples), 0);
+  for (auto i : missing) is_missing[size_t(i)] = 1;
   p.rng = "per-sample";
-  p.sample_indices = mine;
-  p.labels.clear();
-  for (auto i : mine) p.labels.push_back(labels[size_t(i)]);
+  p.batch_size = res.chunk_size;
   p.progress = false;
-  dist::JobProgress progress(g, "fid/image-steps", "sampling", (int64_t)missing.size() * p.steps, "img-steps",
-                             o.progress);
+  int64_t chunk_images = 0;
+  for (const auto& c : todo) chunk_images += c.second - c.first;
+  dist::JobProgress progress(g, "fid/image-steps", "sampling", chunk_images * p.steps, "img-steps", o.progress);
   p.on_step = [&](int64_t images) { progress.advance(images); };
-  if (!mine.empty())
+  for (const auto& [first, end] : mine) {
+    p.sample_indices.clear();
+    p.labels.clear();
+    for (int64_t i = first; i < end; ++i) {
+      p.sample_indices.push_back(i);
+      p.labels.push_back(labels[size_t(i)]);
+    }
     generate_images(model, vae, p, device, [&](const GeneratedBatch& b) {
       for (int64_t k = 0; k < b.images_u8.size(0); ++k)
-        write_png_atomic((fs::path(dir) / fid_png_name(b.indices[size_t(k)])).string(), b.images_u8[k]);
+        if (is_missing[size_t(b.indices[size_t(k)])])
+          write_png_atomic((fs::path(dir) / fid_png_name(b.indices[size_t(k)])).string(), b.images_u8[k]);
     });
+  }
   progress.finish_and_wait("sampling");
   g.barrier("the end of sampling");
   res.generated = (int64_t)missing.size();
@@ -210,7 +243,8 @@ FidResult generate_fid_samples(DiT& model, Vae* vae, GenerateParams p, const tor
                            {"generated", res.generated},
                            {"already_on_disk", res.on_disk},
                            {"seconds", res.seconds},
-                           {"batch_size", p.batch_size}};
+                           {"chunk_size", res.chunk_size},
+                           {"chunks_computed", (int64_t)todo.size()}};
     write_file_atomic((fs::path(dir) / kSidecar).string(), sidecar.dump(2) + "\n");
   }
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -12,6 +12,7 @@
 #include "common/image_io.h"
 #include "common/safetensors.h"
 #include "dit/diffusion.h"
+#include "dit/fid_sampling.h"
 #include "dit/generate.h"
 #include "dit/generation_output.h"
 #include "dit/model.h"
@@ -182,6 +183,16 @@ TEST_CASE("generate_images reproduces the official sample.py chain (DiT sampler 
     const double rel = nlohmann::json::parse(gs.file().meta("recommended_tolerance", "{}")).value("atol_rel_to_max", 2e-5);
     check_against(expected, Tolerance{4 * rel * expected.abs().max().item<double>(), 1e-4});
   }
+}
+
+TEST_CASE("FID chunks: fixed blocks of global indices, recomputed whole when one image is missing", "[generate]") {
+  using Chunks = std::vector<std::pair<int64_t, int64_t>>;
+  CHECK(moh::dit::fid_chunks_to_generate({0, 1, 2, 3, 4}, 5, 4) == Chunks{{0, 4}, {4, 5}});
+  CHECK(moh::dit::fid_chunks_to_generate({1, 4}, 5, 4) == Chunks{{0, 4}, {4, 5}});
+  CHECK(moh::dit::fid_chunks_to_generate({5, 6, 11}, 12, 3) == Chunks{{3, 6}, {6, 9}, {9, 12}});
+  CHECK(moh::dit::fid_chunks_to_generate({7}, 8, 1) == Chunks{{7, 8}});
+  CHECK(moh::dit::fid_chunks_to_generate({}, 8, 4).empty());
+  CHECK_THROWS_AS(moh::dit::fid_chunks_to_generate({9}, 8, 4), moh::Error);
 }
 
 TEST_CASE("make_grid_u8 follows torchvision's make_grid layout", "[generate]") {
