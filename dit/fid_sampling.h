@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "common/distributed.h"
+#include "common/dist/distributed.h"
 #include "dit/generate.h"
 
 namespace moh::dit {
