@@ -240,7 +240,7 @@ void DiTImpl::stack_adaln() {
   std::vector<torch::Tensor> ws, bs;
   for (auto& b : block_list_) {
     auto* lin = b->adaLN_modulation->ptr(1)->as<LinearImpl>();
-    // Trainable weights are left alone: a trainer may own their storage (common/train/trainer.h FlatParams views), and
+    // Trainable weights are left alone: a trainer may own their storage (common/train/optim.h FlatParams views), and
     // re-pointing them here would silently detach them from the optimizer.
     if (lin->weight.requires_grad() || lin->bias.requires_grad()) return;
     ws.push_back(lin->weight);
