@@ -6,8 +6,8 @@
 #include <iostream>
 
 #include "common/error.h"
-#include "common/interrupt.h"
-#include "common/threads.h"
+#include "common/runtime/interrupt.h"
+#include "common/runtime/threads.h"
 
 namespace moh {
 

@@ -6,10 +6,10 @@
 #include <iostream>
 
 #include "apps/app_main.h"
-#include "common/atomic_file.h"
-#include "common/device.h"
+#include "common/io/atomic_file.h"
+#include "common/runtime/device.h"
 #include "common/error.h"
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #include "vit/agreement.h"
 #include "vit/classifier.h"
 #include "vit/image_inputs.h"

@@ -1,5 +1,5 @@
 // moh-convert: a downloaded PyTorch checkpoint (or any weights file) -> self-describing safetensors with the official
-// key names. Thin CLI over common/convert_weights.h (restricted unpickler, nothing executed; streamed tensor by
+// key names. Thin CLI over common/weights/convert_weights.h (restricted unpickler, nothing executed; streamed tensor by
 // tensor so memory stays flat; written atomically). Metadata: source file name and sha256, the entry used,
 // the dtype policy, the training `args` when present, and with --model the preset's kind and config.
 // Exit codes: 0 written, 1 bad input, 2 unsupported request.
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "apps/app_main.h"
-#include "common/convert_weights.h"
+#include "common/weights/convert_weights.h"
 #include "common/error.h"
 #include "dit/config.h"
 #include "vit/config.h"

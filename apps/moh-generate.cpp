@@ -12,11 +12,11 @@
 #include <optional>
 
 #include "apps/app_main.h"
-#include "common/device.h"
-#include "common/dist_cli.h"
-#include "common/distributed.h"
+#include "common/runtime/device.h"
+#include "common/dist/cli.h"
+#include "common/dist/distributed.h"
 #include "common/error.h"
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #include "dit/generation_output.h"
 #include "dit/generator.h"
 #include "dit/model_source.h"

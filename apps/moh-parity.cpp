@@ -6,7 +6,7 @@
 
 #include "apps/app_main.h"
 #include "common/error.h"
-#include "common/parity.h"
+#include "parity/parity.h"
 #include "dit/parity.h"
 #include "vit/parity.h"
 

@@ -2,7 +2,7 @@
 // writes one heat-map PNG per routed head of every routed layer (the gate over the token grid on the picture), a
 // contact sheet of them all and routes.json (per layer: heads, shared, routed, top-k, per-head loads, the computed
 // fraction of (token, head) pairs = skipping ratio, load entropy). No official counterpart.
-// Thin CLI over vit/routes.h, dit/routes.h and common/routes_report.h; the folder appears only when complete.
+// Thin CLI over vit/routes.h, dit/routes.h and common/routes/report.h; the folder appears only when complete.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
@@ -10,10 +10,10 @@
 
 #include "apps/app_main.h"
 #include "common/error.h"
-#include "common/precision.h"
-#include "common/heatmap.h"
-#include "common/image_io.h"
-#include "common/routes_report.h"
+#include "common/runtime/precision.h"
+#include "common/image/heatmap.h"
+#include "common/image/image_io.h"
+#include "common/routes/report.h"
 #include "dit/generator.h"
 #include "dit/routes.h"
 #include "vit/classifier.h"

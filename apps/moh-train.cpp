@@ -11,10 +11,10 @@
 
 #include "apps/app_main.h"
 #include "common/error.h"
-#include "common/json_file.h"
-#include "common/idx.h"
-#include "common/progress.h"
-#include "common/train_utils.h"
+#include "common/io/json_file.h"
+#include "common/datasets/idx.h"
+#include "common/runtime/progress.h"
+#include "common/train/trainer.h"
 #include "dit/train.h"
 #include "vit/train.h"
 

@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "common/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/error.h"
-#include "common/json_file.h"
+#include "common/io/json_file.h"
 
 namespace moh::dit {
 namespace {

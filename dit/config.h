@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/moh_gates.h"
+#include "common/moh/gates.h"
 
 namespace moh::dit {
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/cpu_simd.h"
+#include "common/runtime/cpu_simd.h"
 
 namespace moh::dit {
 namespace {

@@ -11,7 +11,7 @@ class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
   // x: [..., in] -> [..., out]; at::linear picks addmm (fused bias) for 2-D and contiguous inputs. x is cast to the
-  // weight's dtype when they differ (mixed precision, common/precision.h: fp32 stream, bf16 GEMM weights).
+  // weight's dtype when they differ (mixed precision, common/runtime/precision.h: fp32 stream, bf16 GEMM weights).
   torch::Tensor forward(const torch::Tensor& x) {
     return torch::linear(x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type()), weight, bias);
   }
@@ -21,7 +21,7 @@ TORCH_MODULE(Linear);
 
 // GELU, tanh approximation (timm Mlp's nn.GELU(approximate="tanh")): y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715
 // x^3))). CPU float32 contiguous tensors without autograd are overwritten in place by one vectorised pass (tanh via
-// the exp of common/cpu_simd.h, within a few ulp of torch::gelu); anything else returns torch::gelu(x, "tanh").
+// the exp of common/runtime/cpu_simd.h, within a few ulp of torch::gelu); anything else returns torch::gelu(x, "tanh").
 torch::Tensor gelu_tanh_inference(torch::Tensor x);
 
 // Fills every floating-point parameter of `module` with N(0, std) (std = clamp(1/sqrt(fan_in), 0.02, 0.2)

@@ -10,13 +10,13 @@
 #include <sstream>
 #include <thread>
 
-#include "common/atomic_file.h"
-#include "common/dist_progress.h"
+#include "common/io/atomic_file.h"
+#include "common/dist/progress.h"
 #include "common/error.h"
-#include "common/json_file.h"
-#include "common/image_io.h"
-#include "common/seed_mix.h"
-#include "common/threads.h"
+#include "common/io/json_file.h"
+#include "common/image/image_io.h"
+#include "common/runtime/seed_mix.h"
+#include "common/runtime/threads.h"
 #include "dit/generation_output.h"
 
 namespace moh::dit {

@@ -14,7 +14,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/distributed.h"
+#include "common/dist/distributed.h"
 #include "dit/generate.h"
 
 namespace moh::dit {

@@ -2,9 +2,9 @@
 #include "dit/fused_ops.h"
 
 #include "common/error.h"
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #ifdef MOH_WITH_CUDA
-#include "common/dit_fused_cuda.h"
+#include "dit/fused_ops_cuda.h"
 #endif
 
 namespace moh::dit {

@@ -1,13 +1,13 @@
 // Fused elementwise ops of the MoH-DiT block (SkyworkAI/MoH MoH-DiT/models.py `DiTBlock.forward`, `modulate`,
 // `FinalLayer.forward`): the LibTorch reference of each, used on every device, and the CUDA kernel
-// (kernels/moh_dit_fused.cu through common/dit_fused_cuda.h) for CUDA tensors when this build has it and
+// (kernels/moh_dit_fused.cu through dit/fused_ops_cuda.h) for CUDA tensors when this build has it and
 // MOH_DIT_FUSED_KERNEL=1 (off by default: the kernel has not run on a GPU yet).
 //
 //   layer_norm_modulate(x, shift, scale)                z = LN(x) * (1 + scale[:, None]) + shift[:, None]
 //   gated_residual_norm_modulate(x, a, gate, shift, scale)
 //                                                       h = x + gate[:, None] * a;  z = LN(h) * (1 + scale) + shift
 // LN: no affine, eps 1e-6 (norm1, norm2, norm_final). x / h are the residual stream (fp32 under the mixed precision
-// policy, common/precision.h); a, gate, shift and scale come from GEMMs (bf16 under mixed); z feeds the next GEMM and
+// policy, common/runtime/precision.h); a, gate, shift and scale come from GEMMs (bf16 under mixed); z feeds the next GEMM and
 // is returned in `z_dtype`. The DiT block calls these, so the golden tests run the references end to end.
 #pragma once
 #include <torch/torch.h>

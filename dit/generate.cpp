@@ -8,7 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "common/error.h"
-#include "common/progress.h"
+#include "common/runtime/progress.h"
 
 namespace moh::dit {
 

@@ -11,9 +11,9 @@
 #include <filesystem>
 #include <sstream>
 
-#include "common/atomic_file.h"
+#include "common/io/atomic_file.h"
 #include "common/error.h"
-#include "common/image_io.h"
+#include "common/image/image_io.h"
 
 namespace moh::dit {
 namespace fs = std::filesystem;

@@ -4,9 +4,9 @@
 
 #include <filesystem>
 
-#include "common/device.h"
+#include "common/runtime/device.h"
 #include "common/error.h"
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #include "dit/dit_layers.h"
 #include "dit/precision.h"
 #include "dit/generation_output.h"

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "common/distributed.h"
-#include "common/precision.h"
+#include "common/dist/distributed.h"
+#include "common/runtime/precision.h"
 #include "dit/fid_sampling.h"
 #include "dit/generate.h"
 #include "dit/generation_output.h"
@@ -33,7 +33,7 @@ struct GeneratorOptions {
   bool random_weights = false;              // untrained DiT (and VAE without a file): smoke tests only
   uint64_t random_seed = 0;                 // seeds the random weights
   std::string device = "auto";              // auto|cpu|cuda[:N] (with a process group: this rank's GPU)
-  std::string dtype = "auto";               // auto|fp32|mixed|bf16|fp16 (common/precision.h; auto: mixed on CUDA)
+  std::string dtype = "auto";               // auto|fp32|mixed|bf16|fp16 (common/runtime/precision.h; auto: mixed on CUDA)
 };
 
 // sample.py's fixed labels, generated when no class is asked of an ImageNet model.

@@ -5,10 +5,10 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "common/precision.h"
-#include "common/safetensors.h"
-#include "common/weights.h"
-#include "common/weights_file.h"
+#include "common/runtime/precision.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
+#include "common/weights/weights_file.h"
 #include "dit/fused_ops.h"
 
 namespace moh::dit {
@@ -240,7 +240,7 @@ void DiTImpl::stack_adaln() {
   std::vector<torch::Tensor> ws, bs;
   for (auto& b : block_list_) {
     auto* lin = b->adaLN_modulation->ptr(1)->as<LinearImpl>();
-    // Trainable weights are left alone: a trainer may own their storage (common/train_utils.h FlatParams views), and
+    // Trainable weights are left alone: a trainer may own their storage (common/train/optim.h FlatParams views), and
     // re-pointing them here would silently detach them from the optimizer.
     if (lin->weight.requires_grad() || lin->bias.requires_grad()) return;
     ws.push_back(lin->weight);

@@ -2,7 +2,7 @@
 // Mirrors SkyworkAI/MoH MoH-DiT/models.py (`TimestepEmbedder`, `LabelEmbedder`, `DiTBlock`, `FinalLayer`, `DiT`,
 // `get_2d_sincos_pos_embed`) plus timm `PatchEmbed` / `Mlp`; facts in spec/moh-dit.md §2.
 // Every child is registered under its official state_dict name, so a checkpoint loads by name lookup
-// (common/weights.h load_state_dict / load_safetensors_into, strict).
+// (common/weights/state_dict.h load_state_dict / load_safetensors_into, strict).
 //
 // Parameters are created UNINITIALISED (except pos_embed, which gets the official sin-cos table): weights
 // always come from a checkpoint (or init_random_weights from dit/dit_layers.h for benchmarks). All parameters
@@ -17,7 +17,7 @@
 #include <optional>
 #include <string>
 
-#include "common/routes_stats.h"
+#include "common/routes/stats.h"
 #include "dit/config.h"
 #include "dit/dit_layers.h"
 #include "dit/moh_attention.h"

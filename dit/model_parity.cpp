@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "common/weights.h"
+#include "common/weights/state_dict.h"
 #include "dit/diffusion.h"
 #include "dit/model.h"
 #include "dit/moh_attention.h"

@@ -4,10 +4,10 @@
 
 #include <fstream>
 
-#include "common/class_names.h"
+#include "common/datasets/class_names.h"
 #include "common/error.h"
-#include "common/json_file.h"
-#include "common/weights_file.h"
+#include "common/io/json_file.h"
+#include "common/weights/weights_file.h"
 
 namespace moh::dit {
 namespace {

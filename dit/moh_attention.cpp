@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "common/moh_attention.h"
+#include "common/moh/attention.h"
 
 namespace moh::dit {
 

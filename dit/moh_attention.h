@@ -1,12 +1,12 @@
 // MoH-DiT attention module (mirrors `MoHAttention` in SkyworkAI/MoH MoH-DiT/models.py; spec/moh-attention.md
 // §4.1): qkv Linear -> per-head softmax attention -> MoH gate per (token, head) -> proj. The router gates come
-// from common/moh_gates.h and the gated attention core from common/moh_attention.h (CUDA sparse kernels on
+// from common/moh/gates.h and the gated attention core from common/moh/attention.h (CUDA sparse kernels on
 // CUDA tensors, LibTorch reference elsewhere). Children carry the official state_dict names:
 // qkv, q_norm, k_norm (only with qk_norm), proj, wg, wg_0, wg_1 (only where the configuration creates them).
 #pragma once
 #include <torch/torch.h>
 
-#include "common/moh_gates.h"
+#include "common/moh/gates.h"
 #include "dit/dit_layers.h"
 
 namespace moh::dit {

@@ -1,6 +1,6 @@
 // MoH-DiT routing over one sampling run (moh-routes): the gates of every attention layer of the conditional pass,
 // per step, summed into a few timestep bands (early = noisiest steps first, middle, late) with gate maps over the
-// patch grid (common/routes_stats.h), plus the generated image.
+// patch grid (common/routes/stats.h), plus the generated image.
 // No official counterpart (MoH-DiT/models.py computes these gates and discards them); sampling is
 // dit/generate.h's generate_images unchanged, the gates come from the recorder of dit/model.h
 // (DiTImpl::set_gate_recorder), so they are exactly those the sampler ran with.
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "common/routes_stats.h"
+#include "common/routes/stats.h"
 #include "dit/config.h"
 #include "dit/generate.h"
 #include "dit/model.h"

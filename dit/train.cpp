@@ -3,12 +3,12 @@
 
 #include <cmath>
 
-#include "common/device.h"
+#include "common/runtime/device.h"
 #include "common/error.h"
-#include "common/idx.h"
-#include "common/moh_attention.h"
-#include "common/moh_aux_loss.h"
-#include "common/safetensors.h"
+#include "common/datasets/idx.h"
+#include "common/moh/attention.h"
+#include "common/moh/aux_loss.h"
+#include "common/weights/safetensors.h"
 #include "dit/diffusion.h"
 #include "dit/training_losses.h"
 
@@ -85,7 +85,7 @@ void check_attention_trainable(const torch::Device& device) {
   auto y = moh_gated_attention(q, k, v, g, 0.125);
   if (!y.requires_grad())
     throw Unsupported("MoH attention on " + device_to_string(device) + " has no backward (the sparse CUDA kernel "
-                      "ran on tensors that require grad); DiT training there needs common/moh_attention.cpp to use "
+                      "ran on tensors that require grad); DiT training there needs common/moh/attention.cpp to use "
                       "the LibTorch reference when autograd is recording. Train with --device cpu meanwhile.");
 }
 

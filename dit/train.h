@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "common/train_utils.h"
+#include "common/train/trainer.h"
 #include "dit/config.h"
 #include "dit/model.h"
 

@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/json_file.h"
-#include "common/safetensors.h"
-#include "common/weights_file.h"
+#include "common/io/json_file.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/weights_file.h"
 
 namespace moh::dit {
 namespace F = torch::nn::functional;

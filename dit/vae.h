@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "common/weights.h"
+#include "common/weights/state_dict.h"
 
 namespace moh {
 class SafetensorsFile;

@@ -1,6 +1,6 @@
 // Error checking and runtime->template dispatch helpers for the torch-free MoH CUDA kernels.
 // Launch functions return cudaError_t (never throw: this library links no torch and no moh_common);
-// the torch glue (common/moh_attention_cuda.cpp) turns a non-success code into moh::Error.
+// the torch glue (common/moh/attention_cuda.cpp) turns a non-success code into moh::Error.
 #pragma once
 #include <cuda_runtime_api.h>
 

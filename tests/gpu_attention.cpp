@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "common/moh_attention.h"
-#include "common/moh_attention_cuda.h"
-#include "common/moh_gates.h"
+#include "common/moh/attention.h"
+#include "common/moh/attention_cuda.h"
+#include "common/moh/gates.h"
 #include "tests/catch_compat.h"
 
 namespace {

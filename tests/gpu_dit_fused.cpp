@@ -1,4 +1,4 @@
-// [gpu] The fused MoH-DiT elementwise kernel (kernels/moh_dit_fused.cu via common/dit_fused_cuda.h) against its
+// [gpu] The fused MoH-DiT elementwise kernel (kernels/moh_dit_fused.cu via dit/fused_ops_cuda.h) against its
 // CPU-tested LibTorch reference (dit/fused_ops.h): gated residual + LayerNorm + modulate and LayerNorm + modulate, on
 // seeded random inputs, modulation vectors as strided chunks of one [B, 6C] adaLN output, odd widths and token counts,
 // batch 1. Dtype layouts: fp32 throughout; mixed (fp32 stream, bf16 branch/modulation/z); pure bf16. fp32: atol +
@@ -10,7 +10,7 @@
 #include <tuple>
 #include <vector>
 
-#include "common/dit_fused_cuda.h"
+#include "dit/fused_ops_cuda.h"
 #include "dit/fused_ops.h"
 #include "tests/catch_compat.h"
 

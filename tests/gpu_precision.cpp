@@ -1,4 +1,4 @@
-// [gpu] The precision policy on CUDA (common/precision.h, dit/precision.h, vit/precision.h): the tiny official DiT and
+// [gpu] The precision policy on CUDA (common/runtime/precision.h, dit/precision.h, vit/precision.h): the tiny official DiT and
 // ViT goldens run under "mixed" (bf16 GEMMs, sparse attention kernel and fused DiT kernel; fp32 LayerNorm, router and
 // residual stream) stay within tolerance of the official fp32 outputs (DiT end to end, ViT in its first stage) and
 // closer to them than pure bf16 — the CUDA counterpart of tests/test_precision.cpp, with the same bounds. Built only with CUDA Torch. UNRUN so far (issue 16).
@@ -6,9 +6,9 @@
 
 #include <cstdlib>
 
-#include "common/golden.h"
-#include "common/precision.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/runtime/precision.h"
+#include "common/weights/state_dict.h"
 #include "dit/config.h"
 #include "dit/model.h"
 #include "dit/precision.h"

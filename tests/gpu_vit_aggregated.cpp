@@ -11,7 +11,7 @@
 #include <sstream>
 #include <vector>
 
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #include "tests/catch_compat.h"
 #include "vit/attention.h"
 #include "vit/cpb.h"

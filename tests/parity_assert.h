@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "common/parity.h"
+#include "parity/parity.h"
 #include "tests/catch_compat.h"
 
 namespace moh::test {

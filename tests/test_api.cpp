@@ -5,8 +5,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/idx.h"
-#include "common/image_io.h"
+#include "common/datasets/idx.h"
+#include "common/image/image_io.h"
 #include "dit/generator.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "common/golden.h"
-#include "common/moh_attention.h"
-#include "common/moh_gates.h"
+#include "parity/golden.h"
+#include "common/moh/attention.h"
+#include "common/moh/gates.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"
 

@@ -13,11 +13,11 @@
 #include <random>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/image_io.h"
-#include "common/preprocess.h"
-#include "common/safetensors.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/image/image_io.h"
+#include "common/image/preprocess.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"
 #include "vit/agreement.h"

@@ -7,9 +7,9 @@
 #include <regex>
 #include <sstream>
 
-#include "common/idx.h"
-#include "common/sha256.h"
-#include "common/weights_file.h"
+#include "common/datasets/idx.h"
+#include "common/io/sha256.h"
+#include "common/weights/weights_file.h"
 #include "dit/model_source.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"

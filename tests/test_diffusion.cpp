@@ -6,7 +6,7 @@
 #include <cmath>
 #include <set>
 
-#include "common/golden.h"
+#include "parity/golden.h"
 #include "dit/diffusion.h"
 #include "dit/parity.h"
 #include "tests/catch_compat.h"

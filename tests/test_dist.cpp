@@ -1,4 +1,4 @@
-// [dist] Multi-process runs (common/distributed.h, vit/evaluate_dist.h, dit/fid_sampling.h): the launcher
+// [dist] Multi-process runs (common/dist/distributed.h, vit/evaluate_dist.h, dit/fid_sampling.h): the launcher
 // environment parser, then the apps as users run them: two ranks over Gloo on loopback, launched with
 // scripts/torchrun.sh --no_python (torchrun's agent store) or by hand with Slurm's variables (rank 0 serves the
 // store), must give exactly the one-process results (byte for byte for images); an FID run resumes; a rank that
@@ -15,12 +15,12 @@
 #include <random>
 #include <sstream>
 
-#include "common/distributed.h"
-#include "common/golden.h"
-#include "common/idx.h"
-#include "common/image_io.h"
-#include "common/launch_env.h"
-#include "common/safetensors.h"
+#include "common/dist/distributed.h"
+#include "parity/golden.h"
+#include "common/datasets/idx.h"
+#include "common/image/image_io.h"
+#include "common/dist/launch_env.h"
+#include "common/weights/safetensors.h"
 #include "dit/generate.h"
 #include "dit/vae.h"
 #include "tests/catch_compat.h"

@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "common/golden.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/weights/state_dict.h"
 #include "dit/moh_attention.h"
 #include "dit/parity.h"
 #include "tests/catch_compat.h"

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/weights/state_dict.h"
 #include "dit/config.h"
 #include "dit/fused_ops.h"
 #include "dit/model.h"

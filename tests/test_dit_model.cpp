@@ -7,9 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "common/golden.h"
-#include "common/safetensors.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "dit/config.h"
 #include "dit/model.h"
 #include "dit/parity.h"

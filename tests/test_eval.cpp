@@ -10,11 +10,11 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/image_io.h"
-#include "common/safetensors.h"
-#include "common/sha256.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/image/image_io.h"
+#include "common/weights/safetensors.h"
+#include "common/io/sha256.h"
+#include "common/weights/state_dict.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"

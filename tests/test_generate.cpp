@@ -8,9 +8,9 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/image_io.h"
-#include "common/safetensors.h"
+#include "parity/golden.h"
+#include "common/image/image_io.h"
+#include "common/weights/safetensors.h"
 #include "dit/diffusion.h"
 #include "dit/fid_sampling.h"
 #include "dit/generate.h"

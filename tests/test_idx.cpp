@@ -1,11 +1,11 @@
-// IDX / Fashion-MNIST reader (common/idx.h): round trips of plain and gzip files, and a clear moh::Error for every
+// IDX / Fashion-MNIST reader (common/datasets/idx.h): round trips of plain and gzip files, and a clear moh::Error for every
 // kind of damaged file (bad magic, wrong type, truncated header or data, trailing bytes, cut gzip stream,
 // images/labels disagreeing, missing files).
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
-#include "common/idx.h"
+#include "common/datasets/idx.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"

@@ -1,4 +1,4 @@
-// Tests of common/image_io: decoding of the fixtures in tests/data/images (made by make_fixtures.c from pixel
+// Tests of common/image/image_io: decoding of the fixtures in tests/data/images (made by make_fixtures.c from pixel
 // formulas restated here) with every backend, PIL convert('RGB') semantics (gray replicated, alpha dropped, 16-bit ->
 // high byte, palette expanded, CMYK converted, EXIF orientation ignored), backend agreement, the golden preproc_src
 // PNGs, clear errors for bad input, atomic PNG encoding and tensor conversions.
@@ -7,8 +7,8 @@
 #include <fstream>
 #include <string>
 
-#include "common/golden.h"
-#include "common/image_io.h"
+#include "parity/golden.h"
+#include "common/image/image_io.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"

@@ -1,11 +1,11 @@
-// Tests of common/imagenet: the embedded ImageNet-1k table (1000 unique wnids in sorted-wnid order, equal to
-// common/data/imagenet_classes.tsv) and class lookups by index, wnid and name, with helpful errors.
+// Tests of common/datasets/imagenet: the embedded ImageNet-1k table (1000 unique wnids in sorted-wnid order, equal to
+// common/datasets/data/imagenet_classes.tsv) and class lookups by index, wnid and name, with helpful errors.
 #include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
 
-#include "common/imagenet.h"
+#include "common/datasets/imagenet.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"
@@ -37,7 +37,7 @@ TEST_CASE("the embedded table has 1000 classes with unique wnids in ImageFolder 
   CHECK(t[999].name == "toilet tissue");
 }
 
-TEST_CASE("the embedded table equals common/data/imagenet_classes.tsv", "[imagenet]") {
+TEST_CASE("the embedded table equals common/datasets/data/imagenet_classes.tsv", "[imagenet]") {
   std::ifstream in(std::string(MOH_DATA_DIR) + "/imagenet_classes.tsv");
   if (!MOH_NEED(in.good(), std::string(MOH_DATA_DIR) + "/imagenet_classes.tsv not found")) return;
   const auto& t = moh::imagenet_classes();

@@ -1,9 +1,9 @@
-// [attention] CPU head-skipping MoH attention (common/moh_attention.h moh_gated_attention_cpu) against the dense
+// [attention] CPU head-skipping MoH attention (common/moh/attention.h moh_gated_attention_cpu) against the dense
 // LibTorch reference on awkward shapes: batch 1, a single token, odd token counts, a head no token selects, a head
 // every token selects, and key counts different from query counts.
 #include <torch/torch.h>
 
-#include "common/moh_attention.h"
+#include "common/moh/attention.h"
 #include "tests/catch_compat.h"
 
 TEST_CASE("Head-skipping CPU MoH attention equals the dense reference", "[attention]") {

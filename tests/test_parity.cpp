@@ -2,7 +2,7 @@
 // unsupported (exit 2); an unreadable file is an error (exit 1).
 #include <fstream>
 
-#include "common/safetensors.h"
+#include "common/weights/safetensors.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"
 

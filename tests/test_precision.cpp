@@ -1,4 +1,4 @@
-// [dit][vit] Precision policy (common/precision.h, dit/precision.h, vit/precision.h): on the tiny official goldens
+// [dit][vit] Precision policy (common/runtime/precision.h, dit/precision.h, vit/precision.h): on the tiny official goldens
 // (tests/data/golden/dit_model.safetensors, vit_model.safetensors), "mixed" (bf16 GEMMs and attention; fp32 LayerNorm,
 // router and residual stream) stays within tolerance of the official fp32 outputs (DiT end to end; ViT up to its first
 // routed block, after which top-k flips of the tiny random model dominate) and closer to them than pure bf16;
@@ -7,9 +7,9 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/precision.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/runtime/precision.h"
+#include "common/weights/state_dict.h"
 #include "dit/config.h"
 #include "dit/model.h"
 #include "dit/precision.h"

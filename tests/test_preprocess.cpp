@@ -1,10 +1,10 @@
-// Tests of common/preprocess (the MoH-ViT evaluation transform): parity with every golden preproc_*.safetensors
+// Tests of common/image/preprocess (the MoH-ViT evaluation transform): parity with every golden preproc_*.safetensors
 // (uint8 intermediates exact, output within 1e-6), plus the torchvision/Pillow facts the transform rests on.
 #include <string>
 
-#include "common/golden.h"
-#include "common/parity.h"
-#include "common/preprocess.h"
+#include "parity/golden.h"
+#include "parity/parity.h"
+#include "common/image/preprocess.h"
 #include "tests/catch_compat.h"
 #include "tests/parity_assert.h"
 #include "tests/expect_error.h"

@@ -1,4 +1,4 @@
-// [routes] Routing statistics and pictures (common/routes_stats.h, common/heatmap.h, common/routes_report.h,
+// [routes] Routing statistics and pictures (common/routes/stats.h, common/image/heatmap.h, common/routes/report.h,
 // vit/routes.h, dit/routes.h) and the moh-routes / moh-eval --routes-stats apps. Loads and maps are checked
 // against gates computed with moh::moh_gates directly (and counts from its top-k indices), the skipping ratio
 // against the configuration's (shared + top-k) / heads exactly. Fixtures: tests/data/routes/fmnist_t10k_*.png are
@@ -9,14 +9,14 @@
 #include <fstream>
 #include <sstream>
 
-#include "common/distributed.h"
+#include "common/dist/distributed.h"
 #include "common/error.h"
-#include "common/heatmap.h"
-#include "common/idx.h"
-#include "common/image_io.h"
-#include "common/moh_gates.h"
-#include "common/routes_report.h"
-#include "common/routes_stats.h"
+#include "common/image/heatmap.h"
+#include "common/datasets/idx.h"
+#include "common/image/image_io.h"
+#include "common/moh/gates.h"
+#include "common/routes/report.h"
+#include "common/routes/stats.h"
 #include "dit/dit_layers.h"
 #include "dit/model_source.h"
 #include "dit/routes.h"

@@ -1,4 +1,4 @@
-// Tests of common/safetensors_format + common/safetensors: hostile files are rejected with a moh::Error that names
+// Tests of common/weights/safetensors_format + common/weights/safetensors: hostile files are rejected with a moh::Error that names
 // the file, every dtype round-trips through write_safetensors, writes are atomic; plus the [fuzz] corpus replay
 // (tests/fuzz/corpus/*, the libFuzzer seeds and any crashers found later, through parse_safetensors).
 #include <cstring>
@@ -6,8 +6,8 @@
 #include <fstream>
 #include <string>
 
-#include "common/safetensors.h"
-#include "common/safetensors_format.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/safetensors_format.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"

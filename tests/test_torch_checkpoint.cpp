@@ -1,4 +1,4 @@
-// [checkpoint] PyTorch checkpoints (common/weights_file.h, torch_checkpoint.h, torch_pickle.h, zip_archive.h):
+// [checkpoint] PyTorch checkpoints (common/weights/weights_file.h, torch_checkpoint.h, torch_pickle.h, zip_archive.h):
 // every fixture written by scripts/make-torch-fixtures.py (Debian python3-torch) loads bit for bit equal to its
 // safetensors twin; every hostile fixture is refused with a moh::Error naming the file and the problem; moh-convert
 // reproduces the fixtures' weights exactly; models and apps load a .pth directly (written here by LibTorch's own
@@ -12,13 +12,13 @@
 #include <vector>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/image_io.h"
-#include "common/safetensors.h"
-#include "common/sha256.h"
-#include "common/torch_pickle.h"
-#include "common/weights_file.h"
-#include "common/zip_archive.h"
+#include "parity/golden.h"
+#include "common/image/image_io.h"
+#include "common/weights/safetensors.h"
+#include "common/io/sha256.h"
+#include "common/weights/torch_pickle.h"
+#include "common/weights/weights_file.h"
+#include "common/weights/zip_archive.h"
 #include "dit/config.h"
 #include "dit/model.h"
 #include "tests/catch_compat.h"

@@ -1,4 +1,4 @@
-// Training pieces (common/moh_aux_loss.h, common/train_utils.h, dit/training_losses.h, vit/train.h, dit/train.h,
+// Training pieces (common/moh/aux_loss.h, common/train/trainer.h, dit/training_losses.h, vit/train.h, dit/train.h,
 // apps/moh-train): the MoH load-balancing loss on hand-made router outputs, the diffusion objective's identities
 // (oracle model -> zero loss, VLB does not train eps, discretised likelihood is a distribution), a few training
 // steps lowering the loss of tiny ViT / DiT configs on a synthetic IDX dataset, checkpoint/resume reproducing the
@@ -6,11 +6,11 @@
 #include <cmath>
 #include <fstream>
 
-#include "common/idx.h"
-#include "common/moh_aux_loss.h"
-#include "common/moh_gates.h"
-#include "common/safetensors.h"
-#include "common/train_utils.h"
+#include "common/datasets/idx.h"
+#include "common/moh/aux_loss.h"
+#include "common/moh/gates.h"
+#include "common/weights/safetensors.h"
+#include "common/train/trainer.h"
 #include "dit/diffusion.h"
 #include "dit/train.h"
 #include "dit/training_losses.h"

@@ -6,8 +6,8 @@
 #include <regex>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/safetensors.h"
+#include "parity/golden.h"
+#include "common/weights/safetensors.h"
 #include "dit/parity.h"
 #include "dit/vae.h"
 #include "tests/catch_compat.h"

@@ -2,7 +2,7 @@
 // MoH-ViT/attention.py and attention_native.py, plus the CPB tables and window buffers they depend on.
 #include <torch/torch.h>
 
-#include "common/golden.h"
+#include "parity/golden.h"
 #include "tests/catch_compat.h"
 #include "tests/parity_assert.h"
 #include "tests/test_support.h"

@@ -7,8 +7,8 @@
 #include <set>
 
 #include "common/error.h"
-#include "common/golden.h"
-#include "common/weights.h"
+#include "parity/golden.h"
+#include "common/weights/state_dict.h"
 #include "tests/catch_compat.h"
 #include "tests/parity_assert.h"
 #include "tests/test_support.h"

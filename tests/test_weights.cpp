@@ -1,10 +1,10 @@
-// Tests of common/weights: strict state_dict loading into a small torch::nn module (missing, unexpected and
+// Tests of common/weights/state_dict: strict state_dict loading into a small torch::nn module (missing, unexpected and
 // shape-mismatched keys all listed in one error; renames, prefixes, ignores; dtype conversion; loading from a file).
 #include <map>
 #include <string>
 
-#include "common/safetensors.h"
-#include "common/weights.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
 #include "tests/test_support.h"

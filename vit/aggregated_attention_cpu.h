@@ -7,7 +7,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "common/aggregated_attention_inputs.h"
+#include "vit/aggregated_attention_inputs.h"
 
 namespace moh::vit {
 

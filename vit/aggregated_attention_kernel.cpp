@@ -10,7 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/cpu_simd.h"
+#include "common/runtime/cpu_simd.h"
 
 namespace moh::vit::cpu {
 namespace {

@@ -7,10 +7,10 @@
 #include <limits>
 
 #include "common/error.h"
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #include "vit/aggregated_attention_cpu.h"
 #ifdef MOH_WITH_CUDA
-#include "common/vit_aggregated_cuda.h"
+#include "vit/aggregated_attention_cuda.h"
 #endif
 
 namespace moh::vit {

@@ -6,8 +6,8 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "common/aggregated_attention_inputs.h"
-#include "common/moh_gates.h"
+#include "vit/aggregated_attention_inputs.h"
+#include "common/moh/gates.h"
 #include "vit/cpb.h"
 
 namespace moh::vit {

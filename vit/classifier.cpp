@@ -3,12 +3,12 @@
 
 #include <algorithm>
 
-#include "common/device.h"
+#include "common/runtime/device.h"
 #include "common/error.h"
-#include "common/imagenet.h"
-#include "common/image_io.h"
-#include "common/precision.h"
-#include "common/preprocess.h"
+#include "common/datasets/imagenet.h"
+#include "common/image/image_io.h"
+#include "common/runtime/precision.h"
+#include "common/image/preprocess.h"
 #include "vit/precision.h"
 
 namespace moh::vit {

@@ -1,5 +1,5 @@
 // moh::vit::Classifier, the public API for classifying pictures with a MoH-ViT: opens a weights file (config from
-// its metadata or a preset / config JSON), applies the official evaluation preprocessing (common/preprocess.h,
+// its metadata or a preset / config JSON), applies the official evaluation preprocessing (common/image/preprocess.h,
 // MoH-ViT/datasets.py build_transform(is_train=False)) or a demo model's stored transform, runs batched inference on
 // any device/dtype and returns softmax top-k with class names (ImageNet for 1000-class models, or the config's
 // class_names). Mirrors the inference half of MoH-ViT/engine.py `evaluate`.
@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "common/image_io.h"
-#include "common/precision.h"
+#include "common/image/image_io.h"
+#include "common/runtime/precision.h"
 #include "vit/config.h"
 #include "vit/model.h"
 #include "vit/model_source.h"
@@ -37,7 +37,7 @@ struct ClassifierOptions {
   std::string weights;        // .safetensors or PyTorch checkpoint; "" only with random_weights
   std::string model;          // preset or config .json; "" = the config recorded in the weights
   std::string device = "auto";  // auto|cpu|cuda[:N]
-  std::string dtype = "auto";   // auto|fp32|mixed|bf16|fp16 (common/precision.h; auto: mixed on CUDA, fp32 on CPU)
+  std::string dtype = "auto";   // auto|fp32|mixed|bf16|fp16 (common/runtime/precision.h; auto: mixed on CUDA, fp32 on CPU)
   bool random_weights = false;  // an untrained `model` (smoke tests; predictions mean nothing)
 };
 
@@ -49,7 +49,7 @@ class Classifier {
   Classifier(const ViTConfig& cfg, const std::string& weights, const torch::Device& device, torch::Dtype dtype);
   // Same from a resolved source (vit/model_source.h): a self-describing model also brings its input transform.
   Classifier(const ViTModelSource& source, const torch::Device& device, torch::Dtype dtype);
-  // Same under a precision policy (common/precision.h; mixed: bf16 GEMMs, fp32 LayerNorm / router / stream).
+  // Same under a precision policy (common/runtime/precision.h; mixed: bf16 GEMMs, fp32 LayerNorm / router / stream).
   Classifier(const ViTModelSource& source, const torch::Device& device, Precision precision);
   // Wraps an already built model (moved to device/dtype, set to eval mode).
   Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype);

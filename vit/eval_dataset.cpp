@@ -8,8 +8,8 @@
 #include <sstream>
 
 #include "common/error.h"
-#include "common/idx.h"
-#include "common/imagenet.h"
+#include "common/datasets/idx.h"
+#include "common/datasets/imagenet.h"
 #include "vit/image_inputs.h"
 
 namespace moh::vit {

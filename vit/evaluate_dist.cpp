@@ -5,7 +5,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
-#include "common/dist_progress.h"
+#include "common/dist/progress.h"
 #include "common/error.h"
 
 namespace moh::vit {

@@ -4,7 +4,7 @@
 // process's evaluate() on the whole dataset. The distributed form of MoH-ViT/main.py --eval --dist-eval
 // (DistributedSampler without padding, so no image counts twice).
 #pragma once
-#include "common/distributed.h"
+#include "common/dist/distributed.h"
 #include "vit/evaluator.h"
 
 namespace moh::vit {

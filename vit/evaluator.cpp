@@ -18,14 +18,14 @@
 #include <sstream>
 #include <thread>
 
-#include "common/atomic_file.h"
-#include "common/csv.h"
+#include "common/io/atomic_file.h"
+#include "common/io/csv.h"
 #include "common/error.h"
-#include "common/imagenet.h"
-#include "common/distributed.h"
+#include "common/datasets/imagenet.h"
+#include "common/dist/distributed.h"
 #include "vit/evaluate_dist.h"
-#include "common/progress.h"
-#include "common/threads.h"
+#include "common/runtime/progress.h"
+#include "common/runtime/threads.h"
 
 namespace moh::vit {
 namespace fs = std::filesystem;

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "common/distributed.h"
-#include "common/routes_stats.h"
+#include "common/dist/distributed.h"
+#include "common/routes/stats.h"
 #include "vit/classifier.h"
 #include "vit/config.h"
 #include "vit/eval_dataset.h"

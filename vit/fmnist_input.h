@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "common/image_io.h"
+#include "common/image/image_io.h"
 
 namespace moh::vit {
 

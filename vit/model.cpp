@@ -3,10 +3,10 @@
 #include "vit/model.h"
 
 #include "common/error.h"
-#include "common/precision.h"
-#include "common/safetensors.h"
-#include "common/weights.h"
-#include "common/weights_file.h"
+#include "common/runtime/precision.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
+#include "common/weights/weights_file.h"
 
 namespace moh::vit {
 
@@ -51,7 +51,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, int64_t H, int64_t W, c
                                  ViTRecord* record, const std::string& name, const GateRecorder* gate_recorder) {
   AttentionDebug dbg;
   auto* d = record || gate_recorder ? &dbg : nullptr;
-  // Mixed precision (common/precision.h): LayerNorm on the fp32 stream, its output cast to the GEMM dtype.
+  // Mixed precision (common/runtime/precision.h): LayerNorm on the fp32 stream, its output cast to the GEMM dtype.
   const auto gemm_dt = mlp->fc1->weight.scalar_type();
   auto u = as_dtype(norm1(x), gemm_dt);
   auto a = attn_full ? attn_full->forward(u, H, W, tables, d) : attn_agg->forward(u, H, W, tables, d);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/routes_stats.h"
+#include "common/routes/stats.h"
 #include "vit/attention.h"
 #include "vit/config.h"
 #include "vit/cpb.h"

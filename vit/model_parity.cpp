@@ -6,8 +6,8 @@
 #include <string>
 
 #include "common/error.h"
-#include "common/parity.h"
-#include "common/weights.h"
+#include "parity/parity.h"
+#include "common/weights/state_dict.h"
 #include "vit/attention.h"
 #include "vit/config.h"
 #include "vit/cpb.h"

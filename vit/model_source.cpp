@@ -4,8 +4,8 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "common/json_file.h"
-#include "common/weights_file.h"
+#include "common/io/json_file.h"
+#include "common/weights/weights_file.h"
 
 namespace moh::vit {
 namespace {

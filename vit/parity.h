@@ -3,7 +3,7 @@
 #include <map>
 #include <string>
 
-#include "common/parity.h"
+#include "parity/parity.h"
 
 namespace moh::vit {
 std::map<std::string, ParityRunner> parity_runners();

@@ -1,5 +1,5 @@
 // MoH-ViT routing on one image (moh-routes): the gates of every attention layer of a MoH-TransNeXt for one
-// preprocessed input, as per-layer statistics with gate maps over each stage's token grid (common/routes_stats.h),
+// preprocessed input, as per-layer statistics with gate maps over each stage's token grid (common/routes/stats.h),
 // plus the layer table moh-eval --routes-stats accumulates per class.
 // No official counterpart (the official MoH-ViT/attention.py computes these gates and discards them); uses the
 // gate recorder of vit/model.h (TransNeXtImpl::set_gate_recorder), so it sees exactly the gates the model ran with,
@@ -9,8 +9,8 @@
 
 #include <vector>
 
-#include "common/image_io.h"
-#include "common/routes_stats.h"
+#include "common/image/image_io.h"
+#include "common/routes/stats.h"
 #include "vit/classifier.h"
 #include "vit/config.h"
 

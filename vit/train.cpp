@@ -3,11 +3,11 @@
 
 #include <cmath>
 
-#include "common/device.h"
+#include "common/runtime/device.h"
 #include "common/error.h"
-#include "common/moh_aux_loss.h"
-#include "common/safetensors.h"
-#include "common/weights.h"
+#include "common/moh/aux_loss.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
 
 namespace moh::vit {
 

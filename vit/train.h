@@ -2,7 +2,7 @@
 // Mirrors the recipe of SkyworkAI/MoH MoH-ViT/main.py + engine.py `train_one_epoch` at toy scale: AdamW with
 // weight decay except 1-D / bias / `no_weight_decay_keywords` parameters, linear warm-up + cosine LR, label
 // smoothing, gradient clipping (configs: clip_grad 1.0), and the MoH load-balancing loss
-// 0.01 * mean_layers(l_aux) (common/moh_aux_loss.h). Weights are initialised like TransNeXt `_init_weights`.
+// 0.01 * mean_layers(l_aux) (common/moh/aux_loss.h). Weights are initialised like TransNeXt `_init_weights`.
 // fp32 everywhere (TF32 matmuls on CUDA): LibTorch 1.13 and 2.x share no autocast API.
 #pragma once
 #include <torch/torch.h>
@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "common/idx.h"
-#include "common/train_utils.h"
+#include "common/datasets/idx.h"
+#include "common/train/trainer.h"
 #include "vit/config.h"
 #include "vit/fmnist_input.h"
 #include "vit/model.h"

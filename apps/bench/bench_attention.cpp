@@ -13,11 +13,11 @@
 #include <vector>
 
 #include "apps/bench/bench_common.h"
-#include "common/atomic_file.h"
-#include "common/device.h"
-#include "common/moh_attention.h"
-#include "common/moh_attention_cuda.h"
-#include "common/moh_gates.h"
+#include "common/io/atomic_file.h"
+#include "common/runtime/device.h"
+#include "common/moh/attention.h"
+#include "common/moh/attention_cuda.h"
+#include "common/moh/gates.h"
 
 namespace moh::bench {
 namespace {

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "common/json_file.h"
+#include "common/io/json_file.h"
 
 namespace moh::bench {
 

@@ -14,10 +14,10 @@
 
 #include "apps/bench/bench_common.h"
 #include "apps/bench/bench_profile.h"
-#include "common/atomic_file.h"
-#include "common/device.h"
+#include "common/io/atomic_file.h"
+#include "common/runtime/device.h"
 #include "common/error.h"
-#include "common/precision.h"
+#include "common/runtime/precision.h"
 #include "dit/precision.h"
 #include "dit/config.h"
 #include "dit/dit_layers.h"

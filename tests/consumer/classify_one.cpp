@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "common/image_io.h"
+#include "common/image/image_io.h"
 #include "vit/classifier.h"
 
 int main(int argc, char** argv) {

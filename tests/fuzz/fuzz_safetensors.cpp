@@ -1,4 +1,4 @@
-// libFuzzer harness for the torch-free safetensors header parser (common/safetensors_format.h).
+// libFuzzer harness for the torch-free safetensors header parser (common/weights/safetensors_format.h).
 // Contract under test: any byte string either parses into a self-consistent index or raises moh::Error; nothing else
 // (no crash, no other exception, no out-of-bounds read under ASan/UBSan). Accepted files must also survive a
 // write/re-parse round trip through build_safetensors_header. Run via scripts/fuzz-safetensors.sh.
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "common/safetensors_format.h"
+#include "common/weights/safetensors_format.h"
 
 namespace {
 

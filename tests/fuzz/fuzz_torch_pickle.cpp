@@ -1,4 +1,4 @@
-// libFuzzer harness for the restricted unpickler (common/torch_pickle.h) and the zip reader (common/zip_archive.h),
+// libFuzzer harness for the restricted unpickler (common/weights/torch_pickle.h) and the zip reader (common/weights/zip_archive.h),
 // both torch-free. Contract under test: any byte string is either accepted as self-consistent data or refused with
 // moh::Error; never a crash, hang, leak, other exception, or out-of-bounds access under ASan/UBSan. Accepted
 // pickles must hold only tensors that lie inside their storages. Run via scripts/fuzz-torch-pickle.sh.
@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "common/error.h"
-#include "common/torch_pickle.h"
-#include "common/zip_archive.h"
+#include "common/weights/torch_pickle.h"
+#include "common/weights/zip_archive.h"
 
 namespace {
 

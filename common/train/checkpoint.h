@@ -1,0 +1,26 @@
+// Training checkpoints (checkpoint/resume) as safetensors: model + EMA + AdamW moments, step and configs in the
+// metadata (format moh-train-ckpt-v1). Plays the role of the `checkpoint` dict MoH-DiT/train.py saves with torch.save.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "common/train/optim.h"
+
+namespace moh {
+
+// ---------------------------------------------------------------- checkpoints
+// Resume file: "model.<name>" (all parameters and persistent buffers), "ema.<name>", "opt.exp_avg.<name>",
+// "opt.exp_avg_sq.<name>", metadata format=moh-train-ckpt-v1, step, kind + caller metadata (configs).
+void save_train_checkpoint(const std::string& path, torch::nn::Module& model, const FlatParams& flat,
+                           FlatAdamW& opt, const Ema* ema, int64_t step,
+                           std::map<std::string, std::string> metadata);
+// Loads a file written by save_train_checkpoint into model/opt/ema (strict); checks metadata["kind"] equals
+// `kind`. Returns the step to continue from; `metadata` (optional) receives the file's metadata.
+int64_t load_train_checkpoint(const std::string& path, const std::string& kind, torch::nn::Module& model,
+                              FlatParams& flat, FlatAdamW& opt, Ema* ema,
+                              std::map<std::string, std::string>* metadata = nullptr);
+
+}  // namespace moh
