@@ -1,8 +1,12 @@
-// Image decoding (stb_image always, OpenCV when built) to RGB8, PNG encoding (stb_image_write), tensor conversions.
-// Mirrors torchvision datasets.folder.pil_loader: PIL Image.open(f).convert('RGB') (see image_io.h for the rules).
+// Image decoding (stb_image always; libjpeg-turbo + OpenCV when built with OpenCV) to RGB8, PNG encoding
+// (stb_image_write), tensor conversions. Mirrors torchvision datasets.folder.pil_loader: PIL
+// Image.open(f).convert('RGB') of Debian's python3-pil 9.4 (see image_io.h for the rules; tests/data/images/formats
+// holds PIL's pixels for each format).
 #include "common/image/image_io.h"
 
 #include <cerrno>
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +25,9 @@
 #include <stb_image_write.h>
 
 #ifdef MOH_WITH_OPENCV
+#include <jpeglib.h>
+#include <jerror.h>
+
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #endif
@@ -28,13 +35,81 @@
 namespace moh {
 namespace {
 
-// Pillow refuses images above 2 * Image.MAX_IMAGE_PIXELS (DecompressionBombError); so do we, before decoding.
-constexpr int64_t kMaxPixels = 2LL * 89478485;
+bool is_jpeg(const uint8_t* d, size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
 
-void check_dimensions(int64_t w, int64_t h, const std::string& label) {
+uint32_t rd16(const uint8_t* p, bool le) { return le ? p[0] | p[1] << 8 : p[0] << 8 | p[1]; }
+uint32_t rd32(const uint8_t* p, bool le) {
+  return le ? uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24
+            : uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
+}
+
+// TIFF: ImageWidth (256) / ImageLength (257) of the first IFD (classic TIFF; BigTIFF is left to the decoder).
+bool tiff_size(const uint8_t* d, size_t n, int64_t* w, int64_t* h) {
+  if (n < 8 || !((d[0] == 'I' && d[1] == 'I' && d[2] == 42 && d[3] == 0) || (d[0] == 'M' && d[1] == 'M' && d[2] == 0 && d[3] == 42)))
+    return false;
+  const bool le = d[0] == 'I';
+  const size_t ifd = rd32(d + 4, le);
+  if (ifd + 2 > n) return false;
+  const size_t count = rd16(d + ifd, le);
+  *w = *h = -1;
+  for (size_t i = 0; i < count && ifd + 2 + 12 * (i + 1) <= n; ++i) {
+    const uint8_t* e = d + ifd + 2 + 12 * i;
+    const uint32_t tag = rd16(e, le), type = rd16(e + 2, le);
+    if (tag != 256 && tag != 257) continue;
+    const int64_t v = type == 3 ? rd16(e + 8, le) : type == 4 ? rd32(e + 8, le) : -1;
+    (tag == 256 ? *w : *h) = v;
+  }
+  return *w >= 0 && *h >= 0;
+}
+
+// WebP: the canvas of VP8X, else the frame size of VP8 (lossy) or VP8L (lossless).
+bool webp_size(const uint8_t* d, size_t n, int64_t* w, int64_t* h) {
+  if (n < 30 || std::memcmp(d, "RIFF", 4) != 0 || std::memcmp(d + 8, "WEBP", 4) != 0) return false;
+  const uint8_t* c = d + 12;  // first chunk: fourcc, size, payload at c + 8
+  if (std::memcmp(c, "VP8X", 4) == 0) {
+    *w = 1 + int64_t(c[12] | c[13] << 8 | c[14] << 16);
+    *h = 1 + int64_t(c[15] | c[16] << 8 | c[17] << 16);
+    return true;
+  }
+  if (std::memcmp(c, "VP8 ", 4) == 0) {  // frame tag (3 bytes), start code 9d 01 2a, 14-bit sizes
+    if (c[11] != 0x9d || c[12] != 0x01 || c[13] != 0x2a) return false;
+    *w = rd16(c + 14, true) & 0x3fff;
+    *h = rd16(c + 16, true) & 0x3fff;
+    return true;
+  }
+  if (std::memcmp(c, "VP8L", 4) == 0) {  // signature 0x2f, then 14 bits width-1, 14 bits height-1
+    if (c[8] != 0x2f) return false;
+    const uint32_t b = rd32(c + 9, true);
+    *w = 1 + int64_t(b & 0x3fff);
+    *h = 1 + int64_t((b >> 14) & 0x3fff);
+    return true;
+  }
+  return false;
+}
+
+std::string limit_message(const std::string& label, int64_t w, int64_t h, int64_t limit) {
+  return "image '" + label + "' is " + std::to_string(w) + "x" + std::to_string(h) + " = " + std::to_string(w * h) +
+         " pixels, more than the limit of " + std::to_string(limit) +
+         " (a possible decompression bomb; Pillow refuses it too); if you trust the file, raise the limit with "
+         "--max-image-pixels N (API: max_image_pixels)";
+}
+
+void check_dimensions(int64_t w, int64_t h, const std::string& label, const ImageDecodeOptions& o) {
   MOH_CHECK(w > 0 && h > 0, "image '", label, "' has an empty size ", w, "x", h);
-  MOH_CHECK(w * h <= kMaxPixels, "image '", label, "' is ", w, "x", h, " = ", w * h, " pixels, more than the limit of ",
-            kMaxPixels, " (Pillow's decompression-bomb limit); downscale it first");
+  if (w * h > o.max_pixels) throw Error(limit_message(label, w, h, o.max_pixels));
+}
+
+// The decompression-bomb check, from the header, before any decoder allocates the picture.
+void check_header(const uint8_t* data, size_t size, const std::string& label, const ImageDecodeOptions& o) {
+  MOH_CHECK(o.max_pixels > 0, "the image pixel limit must be positive (got ", o.max_pixels, ")");
+  int64_t w = 0, h = 0;
+  if (image_header_size(data, size, &w, &h)) check_dimensions(w, h, label, o);
+}
+
+std::string truncated_message(const std::string& label) {
+  return "cannot decode image '" + label +
+         "': the file is truncated (it ends before the picture is complete; Pillow refuses it too: \"image file is "
+         "truncated\")";
 }
 
 std::vector<uint8_t> read_file(const std::string& path) {
@@ -55,24 +130,128 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-ImageU8 decode_stb(const uint8_t* data, size_t size, const std::string& label) {
+// stb reads through these callbacks so that a decoder asking for bytes past the end is seen: stb itself pads a
+// truncated stream with zeros and returns a picture (grey/black where the data is missing), Pillow refuses it.
+struct StbReader {
+  const uint8_t* data;
+  size_t size, pos = 0;
+  bool overrun = false;
+  static int read(void* u, char* out, int n) {
+    auto* r = static_cast<StbReader*>(u);
+    const size_t k = std::min(static_cast<size_t>(n), r->size - r->pos);
+    if (k == 0) r->overrun = true;
+    std::memcpy(out, r->data + r->pos, k);
+    r->pos += k;
+    return static_cast<int>(k);
+  }
+  static void skip(void* u, int n) {
+    auto* r = static_cast<StbReader*>(u);
+    if (n < 0) {
+      r->pos -= std::min(r->pos, static_cast<size_t>(-n));
+      return;
+    }
+    if (static_cast<size_t>(n) > r->size - r->pos) r->overrun = true;
+    r->pos = std::min(r->size, r->pos + static_cast<size_t>(n));
+  }
+  static int eof(void* u) {
+    auto* r = static_cast<StbReader*>(u);
+    return r->pos >= r->size;
+  }
+};
+
+// A 4-component JPEG without an Adobe APP14 marker is CMYK for libjpeg (and so for Pillow); stb would take it for
+// YCbCr + a fourth channel. An inserted APP14 segment (transform 0 = CMYK) makes stb read it as libjpeg does.
+std::vector<uint8_t> jpeg_with_adobe_cmyk(const uint8_t* d, size_t n) {
+  size_t p = 2;
+  bool adobe = false;
+  int comps = 0;
+  while (p + 4 <= n && d[p] == 0xFF) {
+    const uint8_t m = d[p + 1];
+    const size_t len = rd16(d + p + 2, false);
+    if (m == 0xEE && len >= 12 && p + 9 <= n && std::memcmp(d + p + 4, "Adobe", 5) == 0) adobe = true;
+    if ((m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) && p + 10 <= n) {
+      comps = d[p + 9];
+      break;
+    }
+    if (m == 0xDA || m == 0xD9) break;
+    p += 2 + len;
+  }
+  if (adobe || comps != 4) return {};
+  static const uint8_t app14[16] = {0xFF, 0xEE, 0, 14, 'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, 0};
+  std::vector<uint8_t> out(d, d + 2);
+  out.insert(out.end(), app14, app14 + 16);
+  out.insert(out.end(), d + 2, d + n);
+  return out;
+}
+
+// GIF: PIL's convert('RGB') of the first frame (mode P) shows a transparent pixel in its palette colour; stb leaves it
+// unwritten (black). Clearing the transparency flag of the first frame's Graphic Control Extension makes stb write
+// the palette colour too. Returns {} when there is nothing to change.
+std::vector<uint8_t> gif_without_transparency(const uint8_t* d, size_t n) {
+  if (n < 13 || std::memcmp(d, "GIF8", 4) != 0) return {};
+  size_t p = 13 + ((d[10] & 0x80) ? 3u * (2u << (d[10] & 7)) : 0u);  // header + screen descriptor + global palette
+  std::vector<uint8_t> out;
+  while (p + 2 < n && d[p] == 0x21) {  // extensions up to the first image descriptor (0x2C)
+    if (d[p + 1] == 0xF9 && p + 3 < n && d[p + 2] == 4 && (d[p + 3] & 1)) {
+      if (out.empty()) out.assign(d, d + n);
+      out[p + 3] &= 0xFE;
+    }
+    p += 2;
+    while (p < n && d[p] != 0) p += 1 + d[p];  // data sub-blocks
+    ++p;
+  }
+  return out;
+}
+
+ImageU8 decode_stb(const uint8_t* data, size_t size, const std::string& label, const ImageDecodeOptions& o) {
   MOH_CHECK(size <= static_cast<size_t>(std::numeric_limits<int>::max()), "image '", label, "' is too large (",
             size, " bytes) for the stb decoder");
+  std::vector<uint8_t> patched;
+  patched = is_jpeg(data, size) ? jpeg_with_adobe_cmyk(data, size) : gif_without_transparency(data, size);
+  if (!patched.empty()) {
+    data = patched.data();
+    size = patched.size();
+  }
   const int len = static_cast<int>(size);
   int w = 0, h = 0, channels = 0;
-  if (!stbi_info_from_memory(data, len, &w, &h, &channels))
-    throw Error("cannot decode image '" + label + "': " + stbi_failure_reason() +
+  if (!stbi_info_from_memory(data, len, &w, &h, &channels)) {
+    std::string why = stbi_failure_reason();
+    int64_t ow = 0, oh = 0;
+    if (tiff_size(data, size, &ow, &oh) || webp_size(data, size, &ow, &oh))
+      why = "TIFF and WebP are read by the OpenCV backend only (builds with OpenCV: -DMOH_OPENCV=ON)";
+    throw Error("cannot decode image '" + label + "': " + why +
                 " (stb decodes JPEG (not 12-bit/arithmetic), PNG, BMP, GIF, TGA, PNM; is the file complete?)");
+  }
   MOH_CHECK(!stbi_is_hdr_from_memory(data, len), "image '", label,
             "' is a Radiance HDR image; only 8/16-bit images are supported (convert it to PNG first)");
-  check_dimensions(w, h, label);
+  check_dimensions(w, h, label, o);
   // Native channel count (1 gray, 2 gray+alpha, 3 RGB, 4 RGBA); 16-bit samples arrive as their high byte, CMYK JPEGs
-  // as RGB. The conversion to RGB is ours (image_from_interleaved) so all sources follow PIL's convert('RGB').
-  stbi_uc* px = stbi_load_from_memory(data, len, &w, &h, &channels, 0);
-  if (!px)
+  // as RGB (stb's formula is Pillow's: see decode_libjpeg). The conversion to RGB is ours (image_from_interleaved)
+  // so all sources follow PIL's convert('RGB'). 16-bit gray is the exception: PIL opens it as mode I (32-bit
+  // integers) and convert('RGB') clips at 255 instead of taking the high byte.
+  const bool gray16 = channels == 1 && stbi_is_16_bit_from_memory(data, len);
+  StbReader reader{data, size};
+  const stbi_io_callbacks io{&StbReader::read, &StbReader::skip, &StbReader::eof};
+  void* px = gray16 ? static_cast<void*>(stbi_load_16_from_callbacks(&io, &reader, &w, &h, &channels, 0))
+                    : static_cast<void*>(stbi_load_from_callbacks(&io, &reader, &w, &h, &channels, 0));
+  // PNG: stb itself fails when a chunk it needs is cut (IDAT: "outofdata"), and it reads a few bytes past IEND's type,
+  // which Pillow does not need either (it decodes a PNG whose last 2 bytes are missing); so only stb's verdict counts.
+  const bool truncated = reader.overrun && !(size >= 4 && std::memcmp(data, "\x89PNG", 4) == 0);
+  if (!px) {
+    if (truncated) throw Error(truncated_message(label));
     throw Error("cannot decode image '" + label + "': " + stbi_failure_reason() + " (the file is corrupt or truncated)");
+  }
   try {
-    ImageU8 out = image_from_interleaved(px, w, h, channels);
+    MOH_CHECK(!truncated, truncated_message(label));
+    ImageU8 out;
+    if (gray16) {
+      std::vector<uint8_t> clipped(static_cast<size_t>(w) * h);
+      const auto* s = static_cast<const uint16_t*>(px);
+      for (size_t i = 0; i < clipped.size(); ++i) clipped[i] = static_cast<uint8_t>(std::min<int>(s[i], 255));
+      out = image_from_interleaved(clipped.data(), w, h, 1);
+    } else {
+      out = image_from_interleaved(static_cast<const uint8_t*>(px), w, h, channels);
+    }
     stbi_image_free(px);
     return out;
   } catch (...) {
@@ -82,12 +261,104 @@ ImageU8 decode_stb(const uint8_t* data, size_t size, const std::string& label) {
 }
 
 #ifdef MOH_WITH_OPENCV
-ImageU8 decode_opencv(const uint8_t* data, size_t size, const std::string& label) {
+// libjpeg-turbo, driven as Pillow's JpegDecode.c drives it: default DCT (islow) and fancy upsampling, output RGB for
+// colour, gray for gray, CMYK for CMYK/YCCK (libjpeg converts YCCK). Running out of data is what Pillow reports as
+// "image file is truncated" (its source suspends; ours, jpeg_mem_src, emits JWRN_JPEG_EOF and pads), so that warning
+// fails the decode; other warnings (corrupt data libjpeg recovers from) are ignored, as Pillow ignores them.
+struct JpegErr {
+  jpeg_error_mgr pub;
+  std::jmp_buf jump;
+  bool eof = false;
+  char msg[JMSG_LENGTH_MAX] = {};
+};
+
+void jpeg_error_exit(j_common_ptr c) {
+  auto* e = reinterpret_cast<JpegErr*>(c->err);
+  c->err->format_message(c, e->msg);
+  std::longjmp(e->jump, 1);
+}
+
+void jpeg_emit(j_common_ptr c, int level) {
+  if (level < 0 && c->err->msg_code == JWRN_JPEG_EOF) reinterpret_cast<JpegErr*>(c->err)->eof = true;
+}
+
+// No C++ object with a destructor lives in this frame (longjmp target); `pixels` is the caller's.
+bool run_libjpeg(jpeg_decompress_struct* cinfo, JpegErr* err, const uint8_t* data, size_t size,
+                 const std::string* label, const ImageDecodeOptions* o, std::vector<uint8_t>* pixels, int* comps,
+                 std::string* limit_error) {
+  if (setjmp(err->jump)) return false;
+  jpeg_mem_src(cinfo, const_cast<unsigned char*>(data), static_cast<unsigned long>(size));
+  jpeg_read_header(cinfo, TRUE);
+  if (err->eof) return false;
+  const int64_t w = cinfo->image_width, h = cinfo->image_height;
+  if (w * h > o->max_pixels) {
+    *limit_error = limit_message(*label, w, h, o->max_pixels);
+    return false;
+  }
+  if (cinfo->num_components == 1)
+    cinfo->out_color_space = JCS_GRAYSCALE;
+  else if (cinfo->jpeg_color_space == JCS_CMYK || cinfo->jpeg_color_space == JCS_YCCK)
+    cinfo->out_color_space = JCS_CMYK;
+  else
+    cinfo->out_color_space = JCS_RGB;
+  jpeg_start_decompress(cinfo);
+  *comps = cinfo->output_components;
+  const size_t stride = static_cast<size_t>(cinfo->output_width) * cinfo->output_components;
+  pixels->resize(stride * cinfo->output_height);
+  while (cinfo->output_scanline < cinfo->output_height && !err->eof) {
+    JSAMPROW row = pixels->data() + stride * cinfo->output_scanline;
+    jpeg_read_scanlines(cinfo, &row, 1);
+  }
+  if (!err->eof) jpeg_finish_decompress(cinfo);  // reads up to EOI: a missing EOI is truncation for Pillow too
+  return !err->eof;
+}
+
+ImageU8 decode_libjpeg(const uint8_t* data, size_t size, const std::string& label, const ImageDecodeOptions& o) {
+  jpeg_decompress_struct cinfo;
+  JpegErr err;
+  cinfo.err = jpeg_std_error(&err.pub);
+  err.pub.error_exit = jpeg_error_exit;
+  err.pub.emit_message = jpeg_emit;
+  jpeg_create_decompress(&cinfo);
+  std::vector<uint8_t> pixels;
+  std::string limit_error;
+  int comps = 0;
+  const bool ok = run_libjpeg(&cinfo, &err, data, size, &label, &o, &pixels, &comps, &limit_error);
+  const int w = static_cast<int>(cinfo.output_width), h = static_cast<int>(cinfo.output_height);
+  jpeg_destroy_decompress(&cinfo);
+  if (!limit_error.empty()) throw Error(limit_error);
+  if (err.eof) throw Error(truncated_message(label));
+  if (!ok) throw Error("cannot decode image '" + label + "': libjpeg: " + err.msg + " (the file is corrupt)");
+  if (comps == 4) {
+    // Pillow reads CMYK JPEGs as "CMYK;I" (Adobe polarity, always: JpegImagePlugin), i.e. c' = 255 - C for each
+    // of C, M, Y, K as libjpeg delivers them, then Convert.c cmyk2rgb: R = CLIP8(nk - MULDIV255(c', nk)) with
+    // nk = 255 - k' = K and MULDIV255(a, b) = ((a*b + 128) >> 8) + a*b + 128) >> 8 (a*b/255 rounded).
+    ImageU8 out;
+    out.width = w;
+    out.height = h;
+    out.rgb.resize(static_cast<size_t>(w) * h * 3);
+    for (size_t i = 0, n = static_cast<size_t>(w) * h; i < n; ++i) {
+      const uint8_t* s = pixels.data() + 4 * i;
+      const int nk = s[3];
+      for (int c = 0; c < 3; ++c) {
+        const int t = (255 - s[c]) * nk + 128;
+        const int v = nk - (((t >> 8) + t) >> 8);
+        out.rgb[3 * i + c] = static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
+      }
+    }
+    return out;
+  }
+  return image_from_interleaved(pixels.data(), w, h, comps);
+}
+
+ImageU8 decode_opencv(const uint8_t* data, size_t size, const std::string& label, const ImageDecodeOptions& o) {
   MOH_CHECK(size <= static_cast<size_t>(std::numeric_limits<int>::max()), "image '", label, "' is too large (",
             size, " bytes) for the OpenCV decoder");
-  // Check the size from the header first when stb understands the format (cheap; refuses decompression bombs).
+  if (is_jpeg(data, size)) return decode_libjpeg(data, size, label, o);
+  // What stb reads losslessly (PNG, BMP, GIF, TGA, PNM) goes to stb: it is exact where Pillow is (16-bit gray
+  // clipping, GIF/PNG palettes), sees truncation, and keeps libpng's stderr warnings (e.g. ICC profiles) quiet.
   int w = 0, h = 0, channels = 0;
-  if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels)) check_dimensions(w, h, label);
+  if (stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels)) return decode_stb(data, size, label, o);
   cv::Mat m;
   try {
     const cv::Mat buf(1, static_cast<int>(size), CV_8UC1, const_cast<uint8_t*>(data));
@@ -95,12 +366,12 @@ ImageU8 decode_opencv(const uint8_t* data, size_t size, const std::string& label
     // because PIL's loader (and so the official evaluation) does not apply it either.
     m = cv::imdecode(buf, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION);
   } catch (const cv::Exception& e) {
-    throw Error("cannot decode image '" + label + "': OpenCV: " + e.what());
+    throw Error("cannot decode image '" + label + "': OpenCV: " + e.err);
   }
   MOH_CHECK(!m.empty(), "cannot decode image '", label,
             "': OpenCV does not recognise the data (unknown format, corrupt or truncated file)");
   MOH_CHECK(m.type() == CV_8UC3, "cannot decode image '", label, "': OpenCV returned an unexpected pixel type");
-  check_dimensions(m.cols, m.rows, label);
+  check_dimensions(m.cols, m.rows, label, o);
   ImageU8 out;
   out.width = m.cols;
   out.height = m.rows;
@@ -119,6 +390,18 @@ ImageU8 decode_opencv(const uint8_t* data, size_t size, const std::string& label
 #endif
 
 }  // namespace
+
+bool image_header_size(const uint8_t* data, size_t size, int64_t* width, int64_t* height) {
+  if (data == nullptr || size == 0) return false;
+  int w = 0, h = 0, channels = 0;
+  if (size <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
+      stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels)) {
+    *width = w;
+    *height = h;
+    return true;
+  }
+  return tiff_size(data, size, width, height) || webp_size(data, size, width, height);
+}
 
 void validate_image(const ImageU8& img, const std::string& what) {
   MOH_CHECK(img.width > 0 && img.height > 0, what, ": image is empty (", img.width, "x", img.height, ")");
@@ -143,41 +426,35 @@ std::vector<std::string> image_backends() {
 }
 
 ImageU8 decode_image_memory_with(const uint8_t* data, size_t size, const std::string& label,
-                                 const std::string& backend) {
+                                 const std::string& backend, const ImageDecodeOptions& options) {
   MOH_CHECK(data != nullptr && size > 0, "image '", label, "' is empty");
-  if (backend == "stb") return decode_stb(data, size, label);
-  if (backend == "opencv") {
-#ifdef MOH_WITH_OPENCV
-    return decode_opencv(data, size, label);
-#else
+  if (backend != "stb" && backend != "opencv")
+    throw Error("unknown image backend '" + backend + "' (use 'stb' or 'opencv')");
+#ifndef MOH_WITH_OPENCV
+  if (backend == "opencv")
     throw Unsupported("this build has no OpenCV image backend (rebuild with -DMOH_OPENCV=ON); use backend 'stb'");
 #endif
-  }
-  throw Error("unknown image backend '" + backend + "' (use 'stb' or 'opencv')");
-}
-
-ImageU8 decode_image_file_with(const std::string& path, const std::string& backend) {
-  const auto bytes = read_file(path);
-  return decode_image_memory_with(bytes.data(), bytes.size(), path, backend);
-}
-
-ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& label) {
+  check_header(data, size, label, options);
 #ifdef MOH_WITH_OPENCV
-  // JPEG goes to OpenCV: its libjpeg-turbo decodes like Pillow, stb's own IDCT is a level off here and there. What stb
-  // reads losslessly (PNG, BMP, GIF, TGA, PNM) goes to stb: the same pixels, and libpng's stderr warnings (e.g. about
-  // ICC profiles) stay quiet. Everything else (TIFF, WebP, ...) is left to OpenCV.
-  const bool jpeg = size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF;
-  int w = 0, h = 0, channels = 0;
-  if (!jpeg && data != nullptr && size > 0 && size <= static_cast<size_t>(std::numeric_limits<int>::max()) &&
-      stbi_info_from_memory(data, static_cast<int>(size), &w, &h, &channels))
-    return decode_stb(data, size, label);
+  if (backend == "opencv") return decode_opencv(data, size, label, options);
 #endif
-  return decode_image_memory_with(data, size, label, image_backend());
+  return decode_stb(data, size, label, options);
 }
 
-ImageU8 decode_image_file(const std::string& path) {
+ImageU8 decode_image_file_with(const std::string& path, const std::string& backend,
+                               const ImageDecodeOptions& options) {
   const auto bytes = read_file(path);
-  return decode_image_memory(bytes.data(), bytes.size(), path);
+  return decode_image_memory_with(bytes.data(), bytes.size(), path, backend, options);
+}
+
+ImageU8 decode_image_memory(const uint8_t* data, size_t size, const std::string& label,
+                            const ImageDecodeOptions& options) {
+  return decode_image_memory_with(data, size, label, image_backend(), options);
+}
+
+ImageU8 decode_image_file(const std::string& path, const ImageDecodeOptions& options) {
+  const auto bytes = read_file(path);
+  return decode_image_memory(bytes.data(), bytes.size(), path, options);
 }
 
 std::vector<uint8_t> encode_png_memory(const ImageU8& img) {
