@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> inputs;
     std::string model, weights, device = "auto", dtype = "auto", json_out;
     int topk = 5, batch = 16, threads = 0;
+    int64_t max_image_pixels = moh::kDefaultMaxImagePixels;
     bool random_weights = false, agreement = false, quiet_list = false;
     app.add_option("inputs", inputs, "images, folders or globs")->required();
     app.add_option("--weights", weights, "weights file: a self-describing .safetensors (such as the demo model), or "
@@ -32,6 +33,9 @@ int main(int argc, char** argv) {
                                                      "predictions mean nothing)");
     app.add_option("--model", model, "preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75) or config .json; "
                                      "needed when the weights record no config");
+    app.add_option("--max-image-pixels", max_image_pixels, "refuse pictures with more pixels than this, read from their "
+                   "header before decoding (default 178956970, Pillow's decompression-bomb limit)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--topk", topk, "classes to show per image (default 5)");
     app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");
     app.add_option("--dtype", dtype, "auto|fp32|mixed|bf16|fp16 (default auto: mixed on CUDA = bf16 GEMMs with fp32 LayerNorm/router/residual stream, as the official autocast; fp32 on CPU)");
@@ -60,6 +64,7 @@ int main(int argc, char** argv) {
     co.device = device;
     co.dtype = dtype;
     co.random_weights = random_weights;
+    co.max_image_pixels = max_image_pixels;
     const auto dev_checked = moh::with_flag("--device", [&] { return moh::parse_device(device); });
     moh::with_flag("--dtype", [&] { moh::parse_precision(dtype, dev_checked); });
     moh::vit::Classifier clf(co);

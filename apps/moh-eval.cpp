@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
     app.add_option("--labels", labels, "label file for a flat folder: 'filename label' per line");
     app.add_option("--split", split, "IDX datasets: train or test (default test)")->check(CLI::IsMember({"train", "test", "t10k"}));
     app.add_option("--limit", limit, "evaluate only this many images, evenly spaced over the dataset (default all)");
+    app.add_option("--max-image-pixels", o.max_image_pixels, "refuse pictures with more pixels than this, read from their "
+                   "header before decoding (default 178956970, Pillow's decompression-bomb limit)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--batch-size", o.batch_size, "images per forward pass (default 64)");
     app.add_option("--workers", o.workers, "decode/preprocess threads, one core each (default 2)");
     app.add_option("--device", device, "auto|cpu|cuda[:N] (default auto)");

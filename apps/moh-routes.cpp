@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
     std::optional<double> cfg_scale;
     uint64_t seed = 0;
     int64_t bands = 3;
+    int64_t max_image_pixels = moh::kDefaultMaxImagePixels;
     int threads = 0;
     bool quiet = false;
     Settings s;
@@ -78,6 +79,9 @@ int main(int argc, char** argv) {
                                          "demo models, or an official checkpoint with --model)")->required();
     app.add_option("--model", model_spec, "preset or config .json, needed when the weights record no config");
     app.add_option("image", image, "MoH-ViT: the picture to route (JPEG/PNG/...)");
+    app.add_option("--max-image-pixels", max_image_pixels, "refuse pictures with more pixels than this, read from their "
+                   "header before decoding (default 178956970, Pillow's decompression-bomb limit)")
+        ->check(CLI::PositiveNumber);
     app.add_option("--class", class_name, "MoH-DiT: the class to generate (index or class name)");
     app.add_option("--seed", seed, "MoH-DiT: random seed of the sampling run (default 0)");
     app.add_option("--steps", steps, "MoH-DiT: sampling steps (default: the model's recorded setting, else 250)");
@@ -118,7 +122,9 @@ int main(int argc, char** argv) {
       co.device = device_spec;
       co.dtype = dtype_spec;
       moh::vit::Classifier clf(co);
-      const auto r = moh::vit::vit_routes(clf, moh::decode_image_file(image));
+      moh::ImageDecodeOptions decode;
+      decode.max_pixels = max_image_pixels;
+      const auto r = moh::vit::vit_routes(clf, moh::decode_image_file(image, decode));
       const int64_t S = r.input.size(-1), k = display_scale(s, S);
       const auto base = moh::display_image(r.input, k);  // [S*k, S*k, 3]
       const auto maps = moh::render_route_maps(r.layers, base, mo);

@@ -45,7 +45,10 @@ ViTModelSource source_for(const ClassifierOptions& o) {
 }  // namespace
 
 Classifier::Classifier(const ClassifierOptions& o)
-    : Classifier(source_for(o), parse_device(o.device), parse_precision(o.dtype, parse_device(o.device))) {}
+    : Classifier(source_for(o), parse_device(o.device), parse_precision(o.dtype, parse_device(o.device))) {
+  MOH_CHECK(o.max_image_pixels > 0, "the image pixel limit must be positive (got ", o.max_image_pixels, ")");
+  decode_.max_pixels = o.max_image_pixels;
+}
 
 Classifier::Classifier(TransNeXt model, const torch::Device& device, torch::Dtype dtype)
     : model_(std::move(model)), device_(device), dtype_(dtype), precision_(precision_of_dtype(dtype)) {
@@ -105,7 +108,7 @@ std::vector<ClassifyResult> Classifier::classify_files(const std::vector<std::st
     for (size_t i = start; i < end; ++i) {
       results[i].path = paths[i];
       try {
-        inputs.push_back(preprocess(decode_image_file(paths[i])));
+        inputs.push_back(preprocess(decode_image_file(paths[i], decode_)));
         which.push_back(i);
       } catch (const std::exception& e) {
         results[i].error = e.what();

@@ -39,6 +39,8 @@ struct ClassifierOptions {
   std::string device = "auto";  // auto|cpu|cuda[:N]
   std::string dtype = "auto";   // auto|fp32|mixed|bf16|fp16 (common/runtime/precision.h; auto: mixed on CUDA, fp32 on CPU)
   bool random_weights = false;  // an untrained `model` (smoke tests; predictions mean nothing)
+  // classify_files refuses pictures above this many pixels from their header (Pillow's decompression-bomb limit).
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 class Classifier {
@@ -73,7 +75,11 @@ class Classifier {
   std::vector<std::vector<ClassPrediction>> top_k(const torch::Tensor& logits, int k) const;
   std::string label(int64_t index) const;
 
-  // Decodes, preprocesses and classifies `paths` in batches; unreadable images get ok == false and an error.
+  // How classify_files decodes pictures (the pixel limit; ClassifierOptions::max_image_pixels sets it).
+  const ImageDecodeOptions& image_decode_options() const { return decode_; }
+  void set_image_decode_options(const ImageDecodeOptions& o) { decode_ = o; }
+  // Decodes, preprocesses and classifies `paths` in batches; unreadable images (corrupt, truncated, above the pixel
+  // limit) get ok == false and an error.
   // `on_result` (optional) sees each result as soon as its batch is done.
   std::vector<ClassifyResult> classify_files(const std::vector<std::string>& paths, int batch_size, int k,
                                              const std::function<void(const ClassifyResult&)>& on_result = {});
@@ -85,6 +91,7 @@ class Classifier {
   Precision precision_ = Precision::kFp32;
   std::optional<FmnistPreprocess> fmnist_;
   std::string config_origin_;
+  ImageDecodeOptions decode_;
 };
 
 }  // namespace moh::vit

@@ -98,6 +98,9 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
 
   BatchQueue queue(2 * (size_t)o.workers);
   std::atomic<int64_t> next{0};
+  MOH_CHECK(o.max_image_pixels > 0, "the image pixel limit must be positive (got ", o.max_image_pixels, ")");
+  ImageDecodeOptions decode;
+  decode.max_pixels = o.max_image_pixels;
   auto worker = [&]() {
     use_one_cpu_thread_here();  // decoding must not take cores from the model's thread team
     for (int64_t b; (b = next.fetch_add(1)) < num_batches;) {
@@ -113,7 +116,7 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
         }
         for (int64_t i = first; i < last; ++i) {
           try {
-            inputs.push_back(clf.preprocess(decode_image_file(ds.samples[i].path)));
+            inputs.push_back(clf.preprocess(decode_image_file(ds.samples[i].path, decode)));
             batch.samples.push_back(i);
           } catch (const std::exception& e) {
             batch.failures.push_back({ds.samples[i].path, e.what()});

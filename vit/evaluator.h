@@ -27,6 +27,8 @@ struct EvalOptions {
   // moh-eval --routes-stats: when set, every batch's gates are added here under the images' labels (a shard of a
   // multi-process run adds its own images; RouteClassStats::all_reduce sums them).
   RouteClassStats* routes = nullptr;
+  // Pictures above this many pixels (from the header) are refused and counted as unreadable (Pillow's limit).
+  int64_t max_image_pixels = kDefaultMaxImagePixels;
 };
 
 struct ClassStats {
