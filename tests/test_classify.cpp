@@ -150,6 +150,38 @@ TEST_CASE("moh-classify prints named top-k classes and exits 3 when an image is 
   CHECK(out.find("moh-vit-s-80") != std::string::npos);  // the error lists the presets
 }
 
+TEST_CASE("moh-classify reports a truncated JPEG and a picture above --max-image-pixels as unreadable (exit 3)",
+          "[classify]") {
+  auto f = make_fixture();
+  const auto app = moh::test::bin_path("moh-classify");
+  // A 16x12 JPEG and its first half (a download cut short): decoders pad the missing part with grey, Pillow refuses.
+  std::ifstream jpg(moh::test::data_path("images/formats/jpeg_baseline_420.jpg"), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(jpg)), std::istreambuf_iterator<char>());
+  REQUIRE(bytes.size() > 100);
+  fs::create_directories(f.dir + "/jpg");
+  std::ofstream(f.dir + "/jpg/a_whole.jpg", std::ios::binary) << bytes;
+  std::ofstream(f.dir + "/jpg/b_half.jpg", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  const std::string base = app + " --model " + f.config_path + " --weights " + f.weights_path + " --topk 2 --device cpu";
+  std::string out;
+  const auto json_path = f.dir + "/trunc.json";
+  CHECK(moh::test::run_command(base + " --json " + json_path + " " + f.dir + "/jpg", &out) == 3);
+  INFO(out);
+  CHECK(out.find("b_half.jpg") != std::string::npos);
+  CHECK(out.find("truncated") != std::string::npos);
+  std::ifstream in(json_path);
+  nlohmann::json j;
+  in >> j;
+  REQUIRE(j.at("results").size() == 2);
+  CHECK(j["results"][0]["ok"] == true);   // the whole file is classified
+  CHECK(j["results"][1]["ok"] == false);  // the half is not
+  // The pixel limit: 192 pixels pass with --max-image-pixels 192, not with 191 (refused from the header).
+  CHECK(moh::test::run_command(base + " --max-image-pixels 192 " + f.dir + "/jpg/a_whole.jpg", &out) == 0);
+  CHECK(moh::test::run_command(base + " --max-image-pixels 191 " + f.dir + "/jpg/a_whole.jpg", &out) == 3);
+  CHECK(out.find("16x12") != std::string::npos);
+  CHECK(out.find("--max-image-pixels") != std::string::npos);
+  CHECK(moh::test::run_command(base + " --max-image-pixels 0 " + f.dir + "/jpg/a_whole.jpg", &out) != 0);
+}
+
 TEST_CASE("moh-classify refuses to run without weights unless --random-weights is explicit", "[classify]") {
   auto f = make_fixture();
   const auto app = moh::test::bin_path("moh-classify");

@@ -214,19 +214,28 @@ TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
   }
   const auto some_class = fs::directory_iterator(root)->path().string();
   std::ofstream(some_class + "/bad.png") << "broken";
+  // The first half of a valid JPEG: decoders pad it (grey) and go on, Pillow refuses it; so must we (not counted).
+  {
+    std::ifstream jpg(moh::test::data_path("images/formats/jpeg_baseline_420.jpg"), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(jpg)), std::istreambuf_iterator<char>());
+    REQUIRE(bytes.size() > 100);
+    std::ofstream(some_class + "/half.JPEG", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  }
   std::string out;
   const int rc = moh::test::run_command(app + " --model " + f.dir + "/tiny.json --weights " + f.dir +
                                             "/tiny.safetensors --data " + root + " --device cpu --batch-size 2 " +
                                             "--workers 2 -q --json " + f.dir + "/sum.json --csv " + f.dir + "/pc.csv",
                                         &out);
   INFO(out);
-  REQUIRE(rc == 3);  // one unreadable image: results are written, but the exit code says something failed
+  REQUIRE(rc == 3);  // unreadable images: results are written, but the exit code says something failed
   CHECK(out.find("bad.png") != std::string::npos);
+  CHECK(out.find("half.JPEG") != std::string::npos);
+  CHECK(out.find("truncated") != std::string::npos);
   std::ifstream in(f.dir + "/sum.json");
   nlohmann::json j;
   in >> j;
   CHECK(j.at("images") == 4);
-  CHECK(j.at("unreadable") == 1);
+  CHECK(j.at("unreadable") == 2);
   CHECK(j.at("weights_sha256").get<std::string>() == moh::sha256_file(f.dir + "/tiny.safetensors"));
   CHECK(j.at("weights_sha256").get<std::string>().size() == 64);
   CHECK(j.at("settings").at("batch_size") == 2);
@@ -246,6 +255,20 @@ TEST_CASE("moh-eval writes a summary JSON and per-class CSV", "[eval]") {
   }
   CHECK(images == 4);
   CHECK(rows >= 1);
+
+  // --max-image-pixels below the picture's size (60x90): refused from its header, so no image can be read.
+  const auto limit_root = f.dir + "/limit";
+  fs::create_directories(limit_root + "/cls0");
+  fs::copy_file(f.sources[0], limit_root + "/cls0/im0.png");
+  const std::string limit_args = " --model " + f.dir + "/tiny.json --weights " + f.dir + "/tiny.safetensors --data " +
+                                 limit_root + " --device cpu -q";
+  CHECK(moh::test::run_command(app + limit_args + " --max-image-pixels 5400", &out) == 0);  // 60 * 90: allowed
+  const int rc_limit = moh::test::run_command(app + limit_args + " --max-image-pixels 5399", &out);
+  INFO(out);
+  CHECK(rc_limit == 1);
+  CHECK(out.find("60x90") != std::string::npos);
+  CHECK(out.find("--max-image-pixels") != std::string::npos);
+  CHECK(out.find("more than the limit of 5399") != std::string::npos);
 }
 
 TEST_CASE("moh-eval fails clearly when no image can be read, and --json - writes to stdout", "[eval]") {
