@@ -11,9 +11,38 @@ namespace moh {
 double LrSchedule::at(int64_t step) const {
   if (warmup_steps > 0 && step < warmup_steps) return base_lr * double(step + 1) / double(warmup_steps);
   if (!cosine) return base_lr;
-  const int64_t span = std::max<int64_t>(total_steps - 1 - warmup_steps, 1);
-  const double progress = std::min(1.0, double(step - warmup_steps) / double(span));
-  return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + std::cos(M_PI * progress));
+  const bool anchored = anchor_step >= 0 && step >= anchor_step;
+  const int64_t start = anchored ? anchor_step : warmup_steps;
+  const double top = anchored ? anchor_lr : base_lr;
+  const int64_t span = std::max<int64_t>(total_steps - 1 - start, 1);
+  const double progress = std::min(1.0, double(step - start) / double(span));
+  return min_lr + 0.5 * (top - min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+void LrSchedule::retarget(int64_t step, int64_t new_total) {
+  MOH_CHECK(new_total > step, "internal error: schedule re-targeted to end at ", new_total, " before step ", step);
+  if (cosine && step > warmup_steps) {
+    anchor_lr = at(step);
+    anchor_step = step;
+  }
+  total_steps = new_total;
+}
+
+nlohmann::json LrSchedule::to_json() const {
+  return {{"base_lr", base_lr},       {"min_lr", min_lr}, {"warmup_steps", warmup_steps},
+          {"total_steps", total_steps}, {"cosine", cosine}, {"anchor_step", anchor_step}, {"anchor_lr", anchor_lr}};
+}
+
+LrSchedule LrSchedule::from_json(const nlohmann::json& j) {
+  LrSchedule s;
+  s.base_lr = j.at("base_lr").get<double>();
+  s.min_lr = j.at("min_lr").get<double>();
+  s.warmup_steps = j.at("warmup_steps").get<int64_t>();
+  s.total_steps = j.at("total_steps").get<int64_t>();
+  s.cosine = j.at("cosine").get<bool>();
+  s.anchor_step = j.at("anchor_step").get<int64_t>();
+  s.anchor_lr = j.at("anchor_lr").get<double>();
+  return s;
 }
 
 // ---------------------------------------------------------------- flat parameters

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,7 +29,17 @@ struct LrSchedule {
   int64_t warmup_steps = 0;   // linear ramp base_lr * (s + 1) / warmup over steps [0, warmup)
   int64_t total_steps = 1;    // cosine from base_lr (at warmup) to min_lr (at total_steps - 1)
   bool cosine = true;         // false: constant base_lr after warm-up (DiT's paper setting)
+  // Set by retarget(): from anchor_step on, the cosine runs from anchor_lr (the lr the old schedule gave at that
+  // step) down to min_lr at total_steps - 1. -1: no anchor, the plain warm-up + cosine above.
+  int64_t anchor_step = -1;
+  double anchor_lr = 0.0;
   double at(int64_t step) const;  // lr used by the optimizer step with 0-based index `step`
+  // Ends the schedule at new_total instead (a time budget re-fitted, a resume with another step count) without a
+  // jump: at(step) stays what it was and the cosine from there reaches min_lr at new_total - 1. During warm-up
+  // only total_steps changes (the cosine has not started, warm-up ends at base_lr whatever the total).
+  void retarget(int64_t step, int64_t new_total);
+  nlohmann::json to_json() const;                // every field, for checkpoints
+  static LrSchedule from_json(const nlohmann::json& j);
 };
 
 // ---------------------------------------------------------------- flat parameters

@@ -15,7 +15,7 @@ namespace moh {
 // ---------------------------------------------------------------- the shared training loop
 Trainer::Trainer(torch::nn::Module& model, TrainLoopOptions options,
                  std::function<bool(const std::string&, const torch::Tensor&)> decay)
-    : model_(model), options_(std::move(options)) {
+    : model_(model), options_(std::move(options)), requested_steps_(options_.steps) {
   MOH_CHECK(options_.steps > 0, "steps must be positive (got ", options_.steps, ")");
   MOH_CHECK(options_.log_every > 0, "log_every must be positive (got ", options_.log_every, ")");
   flat_ = std::make_unique<FlatParams>(model_);
@@ -24,14 +24,40 @@ Trainer::Trainer(torch::nn::Module& model, TrainLoopOptions options,
 }
 
 int64_t Trainer::resume(const std::string& path) {
-  step_ = load_train_checkpoint(path, options_.kind, model_, *flat_, *opt_, ema_.get());
+  std::map<std::string, std::string> meta;
+  step_ = load_train_checkpoint(path, options_.kind, model_, *flat_, *opt_, ema_.get(), &meta);
   MOH_CHECK(step_ <= options_.steps, "'", path, "' is at step ", step_, ", beyond the step count ", options_.steps,
             "; raise the step count to train further");
+  // The schedule continues where the checkpoint's left it: same peak, floor and warm-up as now requested, the
+  // stored total and anchor; a different step count re-targets it from the current lr (no jump up or down).
+  const auto it = meta.find("lr_schedule");
+  if (it != meta.end() && step_ < options_.steps) {
+    LrSchedule saved;
+    try {
+      saved = LrSchedule::from_json(nlohmann::json::parse(it->second));
+    } catch (const std::exception& e) {
+      throw Error("'" + path + "' has an unreadable lr_schedule entry (" + e.what() + ")");
+    }
+    const bool same_shape = saved.base_lr == options_.lr.base_lr && saved.min_lr == options_.lr.min_lr &&
+                            saved.warmup_steps == options_.lr.warmup_steps && saved.cosine == options_.lr.cosine;
+    if (same_shape) {
+      const int64_t requested = options_.lr.total_steps;
+      options_.lr = saved;
+      if (saved.total_steps != requested) options_.lr.retarget(step_, requested);
+    }
+  }
   return step_;
 }
 
 void Trainer::save(const std::string& path) {
-  save_train_checkpoint(path, model_, *flat_, *opt_, ema_.get(), step_, options_.ckpt_metadata);
+  auto meta = options_.ckpt_metadata;
+  meta["lr_schedule"] = options_.lr.to_json().dump();
+  save_train_checkpoint(path, model_, *flat_, *opt_, ema_.get(), step_, meta);
+}
+
+int64_t Trainer::fit_steps(double seconds_per_step, double seconds_left) const {
+  const int64_t fit = step_ + std::max<int64_t>(1, int64_t(0.95 * seconds_left / std::max(seconds_per_step, 1e-9)));
+  return std::min(fit, requested_steps_);
 }
 
 void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
@@ -44,26 +70,35 @@ void Trainer::run(const std::function<StepLosses(int64_t step)>& forward,
   double sum_lr = 0;
   int64_t window = 0;
   auto t0 = std::chrono::steady_clock::now();
-  const auto run_start = t0;
   const int64_t first_step = step_;
-  // Time budget: measure steps first+10 .. first+40 (the first ones include allocator / autotuning warm-up).
-  constexpr int64_t kCalibFrom = 10, kCalibTo = 40;
-  std::chrono::steady_clock::time_point calib_start;
+  // Time budget: the speed is measured over the steps since the last fit (the first kCalibFrom steps include
+  // allocator / autotuning warm-up) and the step count re-fitted every kRefitEvery steps, so a change of machine
+  // load moves the end of the run; the cosine is re-targeted from the current lr each time (never a jump).
+  constexpr int64_t kCalibFrom = 10, kRefitEvery = 30;
+  const auto clock = [&] {
+    return options_.clock_s ? options_.clock_s()
+                            : std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  };
+  const double budget_start = clock();
+  double window_start = 0;
+  int64_t window_first = -1;
   while (step_ < options_.steps) {
-    if (options_.time_limit_s > 0 && step_ - first_step == kCalibFrom) {
+    if (options_.time_limit_s > 0 && step_ - first_step >= kCalibFrom &&
+        (window_first < 0 || step_ - window_first >= kRefitEvery)) {
       sum_loss.item<double>();  // sync: the queue is drained before timing
-      calib_start = std::chrono::steady_clock::now();
-    }
-    if (options_.time_limit_s > 0 && step_ - first_step == kCalibTo) {
-      sum_loss.item<double>();
-      const auto now = std::chrono::steady_clock::now();
-      const double per_step = std::chrono::duration<double>(now - calib_start).count() / double(kCalibTo - kCalibFrom);
-      const double left = options_.time_limit_s - std::chrono::duration<double>(now - run_start).count();
-      const int64_t fit = step_ + std::max<int64_t>(1, int64_t(0.95 * left / std::max(per_step, 1e-9)));
-      if (fit < options_.steps) {
-        options_.steps = fit;
-        options_.lr.total_steps = fit;  // warm-up is over or unaffected; the cosine now ends at `fit`
+      const double now = clock();
+      if (window_first >= 0) {
+        const double per_step = (now - window_start) / double(step_ - window_first);
+        const double left = options_.time_limit_s - (now - budget_start);
+        const int64_t fit = fit_steps(per_step, left);
+        // Small moves are left alone (timer noise); a real change of speed moves the end.
+        if (std::abs(double(fit - options_.steps)) > std::max(2.0, 0.02 * double(options_.steps))) {
+          options_.steps = fit;
+          options_.lr.retarget(step_, fit);
+        }
       }
+      window_start = now;
+      window_first = step_;
     }
     throw_if_interrupted();  // Ctrl-C / SIGTERM: stop between steps (the last checkpoint stays valid)
     const double lr = options_.lr.at(step_);

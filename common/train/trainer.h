@@ -35,10 +35,13 @@ struct TrainLoopOptions {
   std::string ckpt_path;        // "" = no checkpoints
   int64_t ckpt_every = 0;       // 0 = only at the end (when ckpt_path is set)
   std::map<std::string, std::string> ckpt_metadata;  // configs etc. stored in every checkpoint
-  // > 0: wall-clock budget of run() in seconds. After ~40 steps the measured speed sets the step count that fits
-  // (never more than `steps`) and the cosine schedule is re-targeted to it, so the run ends with a decayed lr
-  // instead of being killed mid-schedule. The step count then depends on the machine's speed.
+  // > 0: wall-clock budget of run() in seconds. From step 40 of the run on, the speed measured over the last 30
+  // steps re-fits the step count every 30 steps (never more than `steps`) and the cosine is re-targeted from the
+  // current lr to end there (LrSchedule::retarget: no jump), so the run ends with a decayed lr instead of being
+  // killed mid-schedule, also when the machine's load changes. The step count then depends on the machine's speed.
   double time_limit_s = 0;
+  // The clock of the time budget in seconds; empty = std::chrono::steady_clock. Tests inject a simulated one.
+  std::function<double()> clock_s;
 };
 
 // What one training step's forward reports. `loss` is back-propagated; the others are for logging.
@@ -67,6 +70,10 @@ class Trainer {
   void save(const std::string& path);
   int64_t step() const { return step_; }
   int64_t total_steps() const { return options_.steps; }  // after a time-limit adjustment
+  const LrSchedule& schedule() const { return options_.lr; }
+  // The step count that fits seconds_left at seconds_per_step (5 % kept in reserve), at least one more step, at
+  // most the requested count.
+  int64_t fit_steps(double seconds_per_step, double seconds_left) const;
   const Ema* ema() const { return ema_.get(); }
   // Weights to ship: EMA values (when kept and use_ema) or the live parameters, plus persistent buffers, under
   // the model's state_dict names.
@@ -80,6 +87,7 @@ class Trainer {
   std::unique_ptr<FlatAdamW> opt_;
   std::unique_ptr<Ema> ema_;
   int64_t step_ = 0;
+  int64_t requested_steps_ = 0;  // options.steps as asked for, before any time-limit fit
   double last_loss_ = 0;
 };
 
