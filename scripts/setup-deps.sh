@@ -8,6 +8,7 @@ PACKAGES=(
   libtorch-dev              # LibTorch 1.13 (CPU)
   libopenblas0-openmp       # Debian's default reference BLAS makes torch CPU matmuls ~25x slower
   libopencv-dev             # optional image backend (stb is always used as fallback)
+  libjpeg-dev               # JPEG decoded by libjpeg-turbo directly in OpenCV builds (Pillow's library and settings)
   libstb-dev                # stb_image / stb_image_write
   libcli11-dev catch2 nlohmann-json3-dev
   zlib1g-dev
