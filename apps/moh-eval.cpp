@@ -1,5 +1,6 @@
-// moh-eval: ImageNet-style top-1/top-5 evaluation of a MoH-ViT checkpoint (what MoH-ViT/main.py --eval reports).
-// Thin CLI over vit/evaluate.h. Exit codes: 0 every image evaluated, 3 done but some images were unreadable
+// moh-eval: ImageNet-style top-1/top-5 evaluation of a MoH-ViT checkpoint (what MoH-ViT/main.py --eval reports),
+// with timm validate.py's options (--img-size, --crop-pct, --interpolation, --mean, --std, --real-labels,
+// --results-file). Thin CLI over vit/evaluator.h. Exit codes: 0 every image evaluated, 3 done but some images were unreadable
 // (counted, listed, results written), 1 bad input (also: no image readable at all), 2 unsupported request,
 // 130/143 interrupted (nothing half-written).
 #include <CLI/CLI.hpp>
@@ -16,22 +17,30 @@
 #include "common/runtime/precision.h"
 #include "common/io/sha256.h"
 #include "common/runtime/threads.h"
+#include "vit/build_info.h"
 #include "vit/config.h"
-#include "vit/routes.h"
 #include "vit/evaluator.h"
+#include "vit/real_labels.h"
+#include "vit/results_file.h"
+#include "vit/routes.h"
 
 int main(int argc, char** argv) {
   return moh::run_app("moh-eval", [&]() -> int {
     CLI::App app{"Evaluate a MoH-ViT (MoH-TransNeXt) classifier: top-1/top-5 accuracy (in percent), per-class\n"
-                 "accuracy, throughput. Data: an ImageFolder (DIR/val/<wnid>/*.JPEG or DIR/<class>/*), a flat folder\n"
-                 "with --labels FILE ('filename label' lines), or a folder of IDX files (MNIST / Fashion-MNIST:\n"
+                 "accuracy, throughput. Data (--layout, detected by default): an ImageFolder (DIR/val/<wnid>/*.JPEG or\n"
+                 "DIR/<class>/*); a flat folder of ILSVRC2012_val_*.JPEG with Kaggle's LOC_val_solution.csv or the\n"
+                 "devkit's ILSVRC2012_validation_ground_truth.txt (found in or above DIR, or --labels FILE); a flat\n"
+                 "folder with --labels FILE ('filename label' lines); WebDataset .tar shards (a folder, a .tar, or\n"
+                 "'DIR/imagenet1k-validation-{000000..000063}.tar'); a folder of IDX files (MNIST / Fashion-MNIST:\n"
                  "*-images-idx3-ubyte[.gz], choose --split). Example (the shipped demo model):\n"
                  "  moh-eval --weights models/moh-vit-fmnist.safetensors --data /usr/share/datasets/fashion-mnist\n"
                  "Several processes (each evaluates every N-th image; rank 0 prints and writes the summed results):\n"
                  "  scripts/torchrun.sh --nproc_per_node 4 --no_python moh-eval --weights ... --data ...\n"
                  "  srun --ntasks 4 moh-eval --weights ... --data ..."};
     std::string model, weights, data, labels, split = "test", device = "auto", dtype = "auto", csv, json_out,
-        predictions_csv;
+        predictions_csv, layout = "auto", real_json, results_file;
+    moh::vit::EvalTransform transform;
+    std::vector<double> mean, stdev;
     int64_t limit = 0;
     int threads = 0;
     moh::vit::EvalOptions o;
@@ -41,8 +50,24 @@ int main(int argc, char** argv) {
                                          "model needs no --model)")->required();
     app.add_option("--model", model, "preset (moh-vit-s-75/-s-80/-b-50/-b-75) or config .json; needed for official "
                                      "checkpoints, checked against the weights' own config when they have one");
-    app.add_option("--data", data, "dataset folder")->required();
-    app.add_option("--labels", labels, "label file for a flat folder: 'filename label' per line");
+    app.add_option("--data", data, "dataset folder, or WebDataset shards (a .tar file or a {000000..000063} pattern)")->required();
+    app.add_option("--labels", labels, "label file for a flat folder: 'filename label' lines, Kaggle's "
+                                       "LOC_val_solution.csv or the devkit's ILSVRC2012_validation_ground_truth.txt");
+    app.add_option("--layout", layout, "auto (default: detected) | imagefolder | labels-file | kaggle-csv | devkit | "
+                                       "webdataset | idx")->check(CLI::IsMember(moh::vit::eval_layouts()));
+    app.add_option("--real-labels", real_json, "ReaL labels (real.json of Beyer et al. 2020): report ReaL top-1 "
+                                               "beside the original top-1 (ImageNet-1k validation images only)");
+    app.add_option("--img-size", transform.img_size, "input size (default: the model's)");
+    app.add_option("--crop-pct", transform.crop_pct, "resize the shorter side to floor(img_size / crop_pct), then "
+                                                     "center-crop (timm); default: the official rule (0.875 below "
+                                                     "384, a warp at 384 and above)");
+    app.add_option("--interpolation", transform.interpolation, "bicubic (default, as the official transform) | "
+                                                               "bilinear")->check(CLI::IsMember({"bicubic", "bilinear"}));
+    app.add_option("--mean", mean, "normalisation mean, 3 values (default 0.485 0.456 0.406)")->expected(3);
+    app.add_option("--std", stdev, "normalisation std, 3 values (default 0.229 0.224 0.225)")->expected(3);
+    app.add_option("--results-file", results_file, "append one row for this run (model, weights sha256, top-1, "
+                                                   "top-5, ReaL, images, img/s, transform, device, dtype, threads, "
+                                                   "git revision) to this .csv or .json file, as timm validate.py");
     app.add_option("--split", split, "IDX datasets: train or test (default test)")->check(CLI::IsMember({"train", "test", "t10k"}));
     app.add_option("--limit", limit, "evaluate only this many images, evenly spaced over the dataset (default all)");
     app.add_option("--max-image-pixels", o.max_image_pixels, "refuse pictures with more pixels than this, read from their "
@@ -70,8 +95,21 @@ int main(int argc, char** argv) {
     const auto dev = moh::with_flag("--device", [&] { return moh::dist::rank_device(device, group); });
     const auto dt = moh::with_flag("--dtype", [&] { return moh::parse_precision(dtype, dev); });
     o.progress = !quiet;
-    const auto all = moh::with_flag("--data", [&] { return moh::vit::list_eval_dataset(data, labels, cfg, split); });
+    if (mean.size() == 3) transform.mean = {mean[0], mean[1], mean[2]};
+    if (stdev.size() == 3) transform.std = {stdev[0], stdev[1], stdev[2]};
+    const auto all = moh::with_flag("--data", [&] {
+      return moh::vit::list_eval_dataset(data, labels, cfg, split, layout);
+    });
     const auto ds = moh::vit::subset_evenly(all, limit);
+    std::optional<moh::vit::RealLabels> real;
+    if (!real_json.empty()) {
+      moh::with_flag("--real-labels", [&] {
+        MOH_CHECK(cfg.num_classes == 1000, "ReaL labels are ImageNet-1k classes, but model '", cfg.name, "' has ",
+                  cfg.num_classes);
+        real = moh::vit::load_real_labels(real_json);
+        moh::vit::check_real_labels(ds, *real);
+      });
+    }
     if (group.is_main())
       std::cerr << "moh-eval: " << ds.samples.size() << " of " << all.samples.size() << " images from '" << ds.root
               << "' (" << ds.layout << ", classes by " << ds.mapping << "), model " << cfg.name << " on "
@@ -81,6 +119,7 @@ int main(int argc, char** argv) {
                                   : std::string())
                 << "\n";
     moh::vit::Classifier clf(source, dev, dt);
+    moh::with_flag("--img-size/--crop-pct/--interpolation/--mean/--std", [&] { clf.set_eval_transform(transform); });
     std::optional<moh::RouteClassStats> routes;
     if (!routes_csv.empty()) {
       routes.emplace(moh::vit::vit_route_class_stats(cfg));
@@ -90,11 +129,21 @@ int main(int argc, char** argv) {
     if (routes && group.multi()) routes->all_reduce(group);  // every rank saw its own shard
     if (!group.is_main()) return 0;  // rank 0 reports for the whole job (its exit code says whether images failed)
 
-    char line[256];
+    std::optional<moh::vit::RealAccuracy> real_acc;
+    if (real) real_acc = moh::vit::real_accuracy(ds, r.predictions, *real);
+    char line[320];
     std::snprintf(line, sizeof line, "top1 %.3f%%  top%d %.3f%%  (%lld images, %lld unreadable)  %.1f img/s  %.1f s",
                   r.top1(), r.topk, r.topk_accuracy(), (long long)r.images, (long long)r.failed,
                   r.images_per_second(), r.seconds);
-    (json_out == "-" ? std::cerr : std::cout) << line << "\n";
+    std::string real_line;
+    if (real_acc) {
+      char buf[128];
+      std::snprintf(buf, sizeof buf, "  ReaL top1 %.3f%% (%lld images with ReaL labels)", real_acc->top1(),
+                    (long long)real_acc->images);
+      real_line = buf;
+    }
+    (json_out == "-" ? std::cerr : std::cout) << line << real_line << "\n";
+    const auto weights_sha = moh::sha256_file(weights);
     for (const auto& f : r.failures) std::cerr << "moh-eval: unreadable '" << f.path << "': " << f.error << "\n";
 
     if (!csv.empty()) moh::vit::write_per_class_csv(csv, r, clf);
@@ -106,7 +155,7 @@ int main(int argc, char** argv) {
       j["model_config_origin"] = source.config_origin;
       j["model_config"] = moh::vit::vit_config_to_json(cfg);
       j["weights"] = weights;
-      j["weights_sha256"] = moh::sha256_file(weights);
+      j["weights_sha256"] = weights_sha;
       j["data"] = ds.root;
       j["layout"] = ds.layout;
       j["class_mapping"] = ds.mapping;
@@ -116,12 +165,20 @@ int main(int argc, char** argv) {
       j["top" + std::to_string(r.topk)] = r.topk_accuracy();
       j["top1_correct"] = r.top1_correct;
       j["top" + std::to_string(r.topk) + "_correct"] = r.topk_correct;
+      if (real_acc) {
+        j["real_top1"] = real_acc->top1();
+        j["real_top1_correct"] = real_acc->top1_correct;
+        j["real_images"] = real_acc->images;
+        j["real_labels"] = real_json;
+      }
+      j["transform"] = clf.transform_json();
       j["seconds"] = r.seconds;
       j["images_per_second"] = r.images_per_second();
       j["model_seconds"] = r.model_seconds;
       j["settings"] = {{"device", moh::device_to_string(dev)}, {"dtype", moh::precision_to_string(dt)},
                        {"batch_size", o.batch_size}, {"workers", o.workers}, {"limit", limit},
-                       {"img_size", cfg.img_size}, {"labels", labels},
+                       {"img_size", clf.transform_json().value("img_size", (int)cfg.img_size)}, {"labels", labels},
+                       {"layout", layout},
                        {"split", ds.layout == "idx" ? split : ""}, {"threads", moh::cpu_threads()}};
       j["ranks"] = group.world_size();  // processes that shared the work (results do not depend on it)
       j["accuracy_unit"] = "percent";
@@ -138,6 +195,29 @@ int main(int argc, char** argv) {
       j["unreadable_files"] = fails;
       if (json_out == "-") std::cout << j.dump(2) << "\n";
       else moh::write_file_atomic(json_out, j.dump(2) + "\n");
+    }
+    if (!results_file.empty()) {
+      nlohmann::ordered_json row;
+      row["model"] = cfg.name;
+      row["weights"] = weights;
+      row["weights_sha256"] = weights_sha;
+      row["top1"] = r.top1();
+      row["top5"] = r.topk == 5 ? nlohmann::ordered_json(r.topk_accuracy()) : nlohmann::ordered_json();
+      row["real_top1"] = real_acc ? nlohmann::ordered_json(real_acc->top1()) : nlohmann::ordered_json();
+      row["images"] = r.images;
+      row["unreadable"] = r.failed;
+      row["img_per_sec"] = r.images_per_second();
+      row["transform"] = clf.fmnist() ? std::string("stored 28x28 gray transform")
+                                      : moh::vit::eval_transform_summary(clf.eval_transform(), (int)cfg.img_size);
+      row["data"] = ds.root;
+      row["layout"] = ds.layout;
+      row["device"] = moh::device_to_string(dev);
+      row["dtype"] = moh::precision_to_string(dt);
+      row["threads"] = moh::cpu_threads();
+      row["ranks"] = group.world_size();
+      row["batch_size"] = o.batch_size;
+      row["git_revision"] = moh::vit::git_revision();
+      moh::with_flag("--results-file", [&] { moh::vit::append_results_row(results_file, row); });
     }
     if (r.failed > 0) {
       std::cerr << "moh-eval: " << r.failed << " of " << (r.images + r.failed) << " images could not be read\n";

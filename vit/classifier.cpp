@@ -60,7 +60,19 @@ torch::Tensor Classifier::preprocess(const ImageU8& img) const {
   if (fmnist_) return preprocess_gray28(to_fmnist_gray28(img).unsqueeze(0))[0];  // [28, 28] -> [1, 28, 28]
   MOH_CHECK(config().in_chans == 3, "model '", config().name, "' takes ", config().in_chans,
             "-channel inputs but records no input transform for pictures (its weights have no 'preprocess' metadata)");
-  return vit_eval_transform(img, static_cast<int>(config().img_size));
+  return apply_eval_transform(img, transform_, static_cast<int>(config().img_size));
+}
+
+void Classifier::set_eval_transform(const EvalTransform& t) {
+  validate_eval_transform(t);
+  MOH_CHECK(!fmnist_ || t.is_official(), "model '", config().name, "' brings its own 28x28 gray input transform; ",
+            "img_size / crop_pct / interpolation / mean / std apply to RGB ImageNet models only");
+  transform_ = t;
+}
+
+nlohmann::json Classifier::transform_json() const {
+  if (fmnist_) return {{"origin", "the model's stored 28x28 gray transform"}, {"preprocess", fmnist_->to_json()}};
+  return eval_transform_json(transform_, static_cast<int>(config().img_size));
 }
 
 torch::Tensor Classifier::preprocess_gray28(const torch::Tensor& images_u8) const {

@@ -14,6 +14,7 @@
 #include "common/image/image_io.h"
 #include "common/runtime/precision.h"
 #include "vit/config.h"
+#include "vit/eval_transform.h"
 #include "vit/model.h"
 #include "vit/model_source.h"
 
@@ -69,6 +70,12 @@ class Classifier {
   // 28x28 uint8 pictures [B, 28, 28] (IDX data) -> model inputs [B, in_chans, S, S]; demo models only.
   torch::Tensor preprocess_gray28(const torch::Tensor& images_u8) const;
   const std::optional<FmnistPreprocess>& fmnist() const { return fmnist_; }
+  // timm-style evaluation options for RGB models (vit/eval_transform.h; the default is the official transform).
+  // Throws moh::Error for a model with a stored 28x28 gray transform (the demo models) unless `t` is the default.
+  void set_eval_transform(const EvalTransform& t);
+  const EvalTransform& eval_transform() const { return transform_; }
+  // The input transform preprocess() applies, resolved, as JSON (the official/timm one, or the demo model's).
+  nlohmann::json transform_json() const;
   // batch [B, 3, S, S] float (any device) -> logits [B, num_classes] float32 on the CPU.
   torch::Tensor logits(const torch::Tensor& batch);
   // softmax(logits) in float32 -> top-k per row (k clipped to num_classes), highest first.
@@ -90,6 +97,7 @@ class Classifier {
   torch::Dtype dtype_;
   Precision precision_ = Precision::kFp32;
   std::optional<FmnistPreprocess> fmnist_;
+  EvalTransform transform_;
   std::string config_origin_;
   ImageDecodeOptions decode_;
 };

@@ -1,4 +1,5 @@
-// Evaluation dataset listing (vit/eval_dataset.h): MoH-ViT/datasets.py ImageFolder layout, label files, IDX.
+// Evaluation dataset listing (vit/eval_dataset.h): MoH-ViT/datasets.py ImageFolder layout, label files, IDX, and
+// the layout detection over these and vit/imagenet_layouts.h, vit/webdataset.h.
 #include "vit/eval_dataset.h"
 
 #include <algorithm>
@@ -11,6 +12,8 @@
 #include "common/datasets/idx.h"
 #include "common/datasets/imagenet.h"
 #include "vit/image_inputs.h"
+#include "vit/imagenet_layouts.h"
+#include "vit/webdataset.h"
 
 namespace moh::vit {
 namespace fs = std::filesystem;
@@ -137,12 +140,75 @@ EvalDataset list_idx_dataset(const std::string& root, const std::string& split) 
   return ds;
 }
 
+const std::vector<std::string>& eval_layouts() {
+  static const std::vector<std::string> all = {"auto", "imagefolder", "labels-file", "kaggle-csv",
+                                               "devkit",  "webdataset",  "idx"};
+  return all;
+}
+
+namespace {
+
+bool has_class_subfolders(const std::string& root) {
+  std::error_code ec;
+  if (fs::is_directory(fs::path(root) / "val", ec)) return true;
+  for (fs::directory_iterator it(root, fs::directory_options::follow_directory_symlink, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code ec2;
+    if (it->is_directory(ec2)) return true;
+  }
+  return false;
+}
+
+// The label file a kaggle-csv / devkit layout reads: the one given, else the one found near root.
+std::string label_file_for(const std::string& root, const std::string& given, const std::string& layout) {
+  if (!given.empty()) return given;
+  const auto found = find_imagenet_label_file(root, layout);
+  MOH_CHECK(!found.empty(), "layout ", layout, ": no ",
+            layout == "kaggle-csv" ? "LOC_val_solution.csv" : "ILSVRC2012_validation_ground_truth.txt", " in '",
+            root, "' or the folders above it; give the label file");
+  return found;
+}
+
+}  // namespace
+
 EvalDataset list_eval_dataset(const std::string& root, const std::string& labels_file, const ViTConfig& cfg,
-                              const std::string& split) {
-  if (labels_file.empty() && has_idx_files(root)) return list_idx_dataset(root, split);
+                              const std::string& split, const std::string& layout_in) {
+  const auto& known = eval_layouts();
+  MOH_CHECK(std::find(known.begin(), known.end(), layout_in) != known.end(), "unknown layout '", layout_in,
+            "' (auto, imagefolder, labels-file, kaggle-csv, devkit, webdataset, idx)");
+  std::string layout = layout_in;
+  if (layout == "auto") {
+    if (labels_file.empty() && has_idx_files(root)) {
+      layout = "idx";
+    } else if (!labels_file.empty()) {
+      layout = label_file_kind(labels_file);
+    } else if (looks_like_webdataset(root)) {
+      layout = "webdataset";
+    } else {
+      std::error_code ec;
+      MOH_CHECK(fs::is_directory(root, ec), "dataset folder '", root, "' does not exist or is not a folder");
+      if (has_class_subfolders(root)) {
+        layout = "imagefolder";
+      } else {
+        const auto csv = find_imagenet_label_file(root, "kaggle-csv");
+        const auto gt = find_imagenet_label_file(root, "devkit");
+        MOH_CHECK(csv.empty() || gt.empty(), "dataset folder '", root, "' is flat and both '", csv, "' and '", gt,
+                  "' could label it; choose one with --labels");
+        MOH_CHECK(!csv.empty() || !gt.empty(), "dataset folder '", root, "' has no class sub-folders and no label ",
+                  "file was found near it (LOC_val_solution.csv, ILSVRC2012_validation_ground_truth.txt); give ",
+                  "--labels FILE, or use an ImageFolder (<class>/<image>) or WebDataset .tar shards");
+        layout = csv.empty() ? "devkit" : "kaggle-csv";
+      }
+    }
+  }
   const auto resolve = class_resolver(cfg);
-  return labels_file.empty() ? list_imagefolder(root, resolve, cfg.num_classes)
-                             : list_labeled_folder(root, labels_file, resolve);
+  if (layout == "idx") return list_idx_dataset(root, split);
+  if (layout == "webdataset") return list_webdataset(root, resolve);
+  if (layout == "imagefolder") return list_imagefolder(root, resolve, cfg.num_classes);
+  if (layout == "kaggle-csv") return list_kaggle_csv(root, label_file_for(root, labels_file, layout), resolve);
+  if (layout == "devkit") return list_devkit_ground_truth(root, label_file_for(root, labels_file, layout), resolve);
+  MOH_CHECK(!labels_file.empty(), "layout labels-file needs a label file ('filename label' lines)");
+  return list_labeled_folder(root, labels_file, resolve);
 }
 
 EvalDataset subset_evenly(const EvalDataset& ds, int64_t limit) {

@@ -10,6 +10,28 @@
 
 namespace moh::vit {
 
+std::vector<int64_t> rank_samples(const EvalDataset& ds, int rank, int world) {
+  const auto n = (int64_t)ds.samples.size();
+  if (ds.num_shards <= 0) return dist::strided_shard(n, rank, world);
+  const int64_t S = ds.num_shards, W = world;
+  std::vector<int64_t> within(size_t(S), 0);  // position of the next sample inside its shard
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t s = ds.samples[size_t(i)].shard;
+    MOH_CHECK(s >= 0 && s < S, "sample '", ds.samples[size_t(i)].path, "' has no shard (", s, " of ", S, ")");
+    const int64_t j = within[size_t(s)]++;
+    bool mine;
+    if (S >= W) {
+      mine = s % W == rank;
+    } else {
+      const int64_t sharing = (W - s + S - 1) / S;  // ranks s, s + S, s + 2S, ... below W
+      mine = rank % S == s && rank / S == j % sharing;
+    }
+    if (mine) out.push_back(i);
+  }
+  return out;
+}
+
 EvalDataset select_samples(const EvalDataset& ds, const std::vector<int64_t>& indices) {
   EvalDataset out = ds;
   out.samples.clear();
@@ -32,7 +54,7 @@ EvalResult evaluate_sharded(Classifier& clf, const EvalDataset& ds, const EvalOp
                               (n ? ", first '" + ds.samples.front().path + "', last '" + ds.samples.back().path + "'"
                                  : std::string()));
 
-  const auto mine = dist::strided_shard(n, g.rank(), g.world_size());
+  const auto mine = rank_samples(ds, g.rank(), g.world_size());
   const auto shard = select_samples(ds, mine);
   dist::JobProgress progress(g, "eval/images", "eval", n, "img", o.progress);
   EvalOptions so = o;

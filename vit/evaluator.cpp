@@ -24,6 +24,7 @@
 #include "common/datasets/imagenet.h"
 #include "common/dist/distributed.h"
 #include "vit/evaluate_dist.h"
+#include "vit/tar_stream.h"
 #include "common/runtime/progress.h"
 #include "common/runtime/threads.h"
 
@@ -84,8 +85,8 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
   const auto& cfg = clf.config();
   MOH_CHECK(cfg.num_classes > 0, "model '", cfg.name, "' has no classification head (num_classes 0)");
   for (const auto& s : ds.samples)
-    MOH_CHECK(s.label >= 0 && s.label < cfg.num_classes, "sample '", s.path, "' has label ", s.label,
-              " outside the model's ", cfg.num_classes, " classes");
+    MOH_CHECK(!s.error.empty() || (s.label >= 0 && s.label < cfg.num_classes), "sample '", s.path, "' has label ",
+              s.label, " outside the model's ", cfg.num_classes, " classes");
 
   const auto n = (int64_t)ds.samples.size();
   const int64_t num_batches = (n + o.batch_size - 1) / o.batch_size;
@@ -116,7 +117,14 @@ EvalResult evaluate(Classifier& clf, const EvalDataset& ds, const EvalOptions& o
         }
         for (int64_t i = first; i < last; ++i) {
           try {
-            inputs.push_back(clf.preprocess(decode_image_file(ds.samples[i].path, decode)));
+            const auto& s = ds.samples[i];
+            MOH_CHECK(s.error.empty(), s.error);  // known unreadable at listing (a truncated tar member)
+            if (s.archive.empty()) {
+              inputs.push_back(clf.preprocess(decode_image_file(s.path, decode)));
+            } else {  // a WebDataset member: its bytes straight from the shard
+              const auto bytes = read_file_range(s.archive, s.offset, s.size, "tar member '" + s.path + "'");
+              inputs.push_back(clf.preprocess(decode_image_memory(bytes.data(), bytes.size(), s.path, decode)));
+            }
             batch.samples.push_back(i);
           } catch (const std::exception& e) {
             batch.failures.push_back({ds.samples[i].path, e.what()});
@@ -229,7 +237,8 @@ void write_predictions_csv(const std::string& path, const EvalDataset& ds, const
     const auto& s = ds.samples[i];
     const int64_t p = r.predictions[i];
     const auto err = errors.find(s.path);
-    os << csv_field(s.path) << "," << s.label << "," << csv_field(clf.label(s.label)) << "," << p << ","
+    os << csv_field(s.path) << "," << s.label << "," << csv_field(s.label >= 0 ? clf.label(s.label) : "") << ","
+       << p << ","
        << csv_field(p >= 0 ? clf.label(p) : std::string()) << "," << (p >= 0 ? (p == s.label ? "1" : "0") : "")
        << "," << csv_field(err == errors.end() ? std::string() : err->second) << "\n";
   }

@@ -27,6 +27,12 @@ double bicubic_filter(double x) {
   return 0.0;
 }
 
+// Pillow's bilinear_filter (support 1): the triangle.
+double bilinear_filter(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
 // Fixed-point taps of one axis: output index o reads inputs [first[o], first[o] + count[o]) with weights
 // k[o * ksize + i]. Mirrors precompute_coeffs + normalize_coeffs_8bpc, including their exact double arithmetic
 // (the filter argument is multiplied by 1/filterscale, not divided: the last bit matters for the rounding).
@@ -36,10 +42,11 @@ struct AxisTaps {
   std::vector<int32_t> k;
 };
 
-AxisTaps bicubic_taps(int in_size, int out_size) {
+AxisTaps resample_taps(int in_size, int out_size, PilFilter f) {
+  const auto filter = f == PilFilter::kBilinear ? bilinear_filter : bicubic_filter;
   const double scale = static_cast<double>(in_size) / out_size;
   const double filterscale = std::max(scale, 1.0);  // > 1: antialiasing (the filter widens when shrinking)
-  const double support = 2.0 * filterscale;
+  const double support = (f == PilFilter::kBilinear ? 1.0 : 2.0) * filterscale;
   AxisTaps t;
   t.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   t.first.resize(out_size);
@@ -54,7 +61,7 @@ AxisTaps bicubic_taps(int in_size, int out_size) {
     const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      w[x] = bicubic_filter((x + xmin - center + 0.5) * ss);
+      w[x] = filter((x + xmin - center + 0.5) * ss);
       ww += w[x];
     }
     for (int x = 0; x < xmax; ++x) {
@@ -75,8 +82,8 @@ inline uint8_t clip8(int32_t acc) {
 }
 
 // Horizontal pass: [H, in_w, 3] -> [H, out_w, 3].
-ImageU8 resample_horizontal(const ImageU8& in, int out_w) {
-  const AxisTaps t = bicubic_taps(in.width, out_w);
+ImageU8 resample_horizontal(const ImageU8& in, int out_w, PilFilter f) {
+  const AxisTaps t = resample_taps(in.width, out_w, f);
   ImageU8 out;
   out.width = out_w;
   out.height = in.height;
@@ -104,8 +111,8 @@ ImageU8 resample_horizontal(const ImageU8& in, int out_w) {
 }
 
 // Vertical pass: [in_h, W, 3] -> [out_h, W, 3].
-ImageU8 resample_vertical(const ImageU8& in, int out_h) {
-  const AxisTaps t = bicubic_taps(in.height, out_h);
+ImageU8 resample_vertical(const ImageU8& in, int out_h, PilFilter f) {
+  const AxisTaps t = resample_taps(in.height, out_h, f);
   ImageU8 out;
   out.width = in.width;
   out.height = out_h;
@@ -137,13 +144,17 @@ int half_round_even(int d) {
 
 }  // namespace
 
-ImageU8 pil_resize_bicubic(const ImageU8& img, int out_w, int out_h) {
-  validate_image(img, "pil_resize_bicubic");
-  MOH_CHECK(out_w > 0 && out_h > 0, "pil_resize_bicubic: output size ", out_w, "x", out_h, " must be positive");
+ImageU8 pil_resize(const ImageU8& img, int out_w, int out_h, PilFilter f) {
+  validate_image(img, "pil_resize");
+  MOH_CHECK(out_w > 0 && out_h > 0, "pil_resize: output size ", out_w, "x", out_h, " must be positive");
   // Pillow resamples an axis only when its size changes; horizontal first.
-  ImageU8 x = out_w != img.width ? resample_horizontal(img, out_w) : img;
-  if (out_h != x.height) x = resample_vertical(x, out_h);
+  ImageU8 x = out_w != img.width ? resample_horizontal(img, out_w, f) : img;
+  if (out_h != x.height) x = resample_vertical(x, out_h, f);
   return x;
+}
+
+ImageU8 pil_resize_bicubic(const ImageU8& img, int out_w, int out_h) {
+  return pil_resize(img, out_w, out_h, PilFilter::kBicubic);
 }
 
 std::array<int, 2> resize_shorter_side_size(int width, int height, int size) {

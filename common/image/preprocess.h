@@ -26,6 +26,9 @@ constexpr double kVitCropPct = 224.0 / 256.0;
 // Pillow 9.x Image.resize(..., BICUBIC) on 8-bit RGB: antialiased when shrinking, horizontal pass first, uint8 after
 // each pass, an unchanged axis is not resampled. Bit-exact with PIL.
 ImageU8 pil_resize_bicubic(const ImageU8& img, int out_w, int out_h);
+// The same resampler with Pillow's BILINEAR filter (support 1) as well (timm --interpolation bilinear).
+enum class PilFilter { kBicubic, kBilinear };
+ImageU8 pil_resize(const ImageU8& img, int out_w, int out_h, PilFilter filter);
 
 // torchvision Resize(size) with an int size: the shorter side becomes `size`, the longer int(size * long / short).
 // Returns {width, height}.
