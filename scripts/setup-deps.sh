@@ -14,6 +14,7 @@ PACKAGES=(
   dataset-fashion-mnist     # demo training data
   python3-torch             # torchrun, the multi-process launcher (scale-out tests)
   libgloo-dev               # Gloo headers for LibTorch's c10d ProcessGroupGloo (multi-process runs)
+  libcpp-httplib-dev        # cpp-httplib 0.11: the HTTP server of moh-serve
 )
 
 # Optional: the libFuzzer harness (scripts/fuzz-safetensors.sh) needs clang with its runtime.
