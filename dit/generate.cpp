@@ -146,7 +146,8 @@ GenerateStats generate_images(DiT& model, Vae* vae, const GenerateParams& p, con
         return n.to(like.options());
       };
     SamplerOptions so;
-    so.on_step = [&bar, &p, b](const SamplerStep&) {
+    so.on_step = [&bar, &p, b](const SamplerStep& s) {
+      if (p.on_x0 && s.out) p.on_x0(s.out->pred_xstart.slice(0, 0, b));  // [b(,null b), C, L, L] -> [b, C, L, L]
       bar.advance();
       if (p.on_step) p.on_step(b);
     };

@@ -39,6 +39,9 @@ struct GenerateParams {
   std::string rng = "stream";
   std::vector<int64_t> sample_indices;  // per-sample: global index of each image (empty: 0, 1, ...)
   std::function<void(int64_t)> on_step;  // after each sampler step, with the batch's image count (job progress)
+  // After each sampler step: the step's predicted x_0 of the batch's images [b, C, L, L] (the conditional half under
+  // guidance; latents for VAE models), for live previews. Called before on_step.
+  std::function<void(const torch::Tensor&)> on_x0;
 
   // Test hooks for parity with the official scripts: replace the seeded x_T draw of batch 0 / the per-step
   // noise. Unset in normal use.

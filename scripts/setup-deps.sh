@@ -15,6 +15,8 @@ PACKAGES=(
   dataset-fashion-mnist     # demo training data
   python3-torch             # torchrun, the multi-process launcher (scale-out tests)
   libgloo-dev               # Gloo headers for LibTorch's c10d ProcessGroupGloo (multi-process runs)
+  libcpp-httplib-dev        # cpp-httplib 0.11: the HTTP server of moh-serve
+  chromium                  # headless browser for scripts/serve-browser-check.sh (moh-serve's page; .ci/run)
 )
 
 # Optional: the libFuzzer harness (scripts/fuzz-safetensors.sh) needs clang with its runtime.
