@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     std::cout << "moh-serve: listening on http://" << (so.host.find(':') != std::string::npos ? "[" + so.host + "]" : so.host)
               << ":" << port << "/" << (clf ? "  classifier " + clf->config().name : "")
               << (gen ? "  generator " + gen->config().name : "") << std::endl;
-    // SIGTERM / Ctrl-C only set a flag (common/interrupt.h); this thread turns it into an orderly stop.
+    // SIGTERM / Ctrl-C only set a flag (common/runtime/interrupt.h); this thread turns it into an orderly stop.
     std::atomic<bool> done{false};
     std::thread watcher([&] {
       while (!done) {
