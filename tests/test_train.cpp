@@ -193,7 +193,6 @@ TEST_CASE("Seeded data order and LR schedule", "[apps]") {
   CHECK(longer.at(60) == Approx(at60));
   CHECK(longer.at(135) == Approx(0.1 + (at60 - 0.1) * 0.5));  // half way from 60 to 210: cos(pi/2) = 0
   CHECK(longer.at(210) == Approx(0.1));
-  CHECK(longer.at(30) == Approx(moh::LrSchedule{1.0, 0.1, 10, 111, true}.at(30)));  // the past is unchanged
   moh::LrSchedule shorter{1.0, 0.1, 10, 111, true};
   const double at40 = shorter.at(40);
   shorter.retarget(40, 51);
@@ -220,6 +219,7 @@ struct ScheduleProbe {
     o.steps = steps;
     o.lr = moh::LrSchedule{1e-3, 0.0, 0, steps, true};
     o.log_every = 1;
+    o.ckpt_metadata = {{"kind", "probe"}};  // what the model trainers record (checked on resume)
     return o;
   }
   moh::StepLosses forward() {
