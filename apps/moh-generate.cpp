@@ -176,23 +176,8 @@ int main(int argc, char** argv) {
       writer->add(b, [&](int64_t label) { return gen.file_stem(label); });
     });
 
-    nlohmann::json classes_json = nlohmann::json::array();
-    for (auto c : class_ids) classes_json.push_back({{"index", c}, {"name", gen.class_name(c)}});
     const int64_t side = gen.image_size();
-    nlohmann::json sidecar = gen.describe();
-    sidecar["tool"] = "moh-generate";
-    sidecar["settings"] = moh::dit::params_to_json(p);
-    sidecar["seed"] = p.seed;
-    sidecar["classes"] = classes_json;
-    sidecar["num_per_class"] = num_per_class;
-    sidecar["labels"] = p.labels;
-    sidecar["num_images"] = p.labels.size();
-    sidecar["torch_version"] = TORCH_VERSION;
-    sidecar["stats"] = {{"seconds", stats.seconds},
-                        {"sampling_seconds", stats.sampling_seconds},
-                        {"decode_seconds", stats.decode_seconds},
-                        {"images_per_second", stats.images / std::max(1e-9, stats.seconds)}};
-    writer->commit(sidecar);
+    writer->commit(gen.generation_sidecar("moh-generate", p, class_ids, num_per_class, stats));
     std::cout << "wrote " << stats.images << " image(s) of " << side << "x" << side << " to " << out.out_dir << " in "
               << stats.seconds << " s (" << writer->files().size() << " files)\n";
     return 0;

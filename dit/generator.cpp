@@ -2,6 +2,7 @@
 // calls into the generation pipeline. Mirrors the setup half of MoH-DiT/sample.py and sample_ddp.py.
 #include "dit/generator.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/runtime/device.h"
@@ -134,6 +135,27 @@ nlohmann::json Generator::describe() const {
           {"device", device_to_string(device_)},
           {"dtype", precision_to_string(precision_)},
           {"image_size", {image_size(), image_size()}}};
+}
+
+nlohmann::json Generator::generation_sidecar(const std::string& tool, const GenerateParams& p,
+                                             const std::vector<int64_t>& classes, int64_t num_per_class,
+                                             const GenerateStats& stats) const {
+  nlohmann::json classes_json = nlohmann::json::array();
+  for (auto c : classes) classes_json.push_back({{"index", c}, {"name", class_name(c)}});
+  nlohmann::json sidecar = describe();
+  sidecar["tool"] = tool;
+  sidecar["settings"] = params_to_json(p);
+  sidecar["seed"] = p.seed;
+  sidecar["classes"] = classes_json;
+  sidecar["num_per_class"] = num_per_class;
+  sidecar["labels"] = p.labels;
+  sidecar["num_images"] = p.labels.size();
+  sidecar["torch_version"] = TORCH_VERSION;
+  sidecar["stats"] = {{"seconds", stats.seconds},
+                      {"sampling_seconds", stats.sampling_seconds},
+                      {"decode_seconds", stats.decode_seconds},
+                      {"images_per_second", stats.images / std::max(1e-9, stats.seconds)}};
+  return sidecar;
 }
 
 nlohmann::json Generator::fid_run_facts(const GenerateParams& p, int64_t num_samples,

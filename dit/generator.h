@@ -82,6 +82,10 @@ class Generator {
 
   // Facts for sidecars: model config and origin, weights / VAE files, device, dtype.
   nlohmann::json describe() const;
+  // generation.json of a finished run (moh-generate, moh-serve): describe() plus the tool, settings, seed, classes,
+  // labels, LibTorch version and timing ("files" is added by GenerationWriter::commit).
+  nlohmann::json generation_sidecar(const std::string& tool, const GenerateParams& p, const std::vector<int64_t>& classes,
+                                    int64_t num_per_class, const GenerateStats& stats) const;
   // The settings that decide the pixels of an FID run (a resume must match them).
   nlohmann::json fid_run_facts(const GenerateParams& p, int64_t num_samples, const std::vector<int64_t>& classes) const;
 

@@ -4,7 +4,9 @@
 #    --no-python / --no_python): 1.13 knows only the underscore spellings, 2.x takes both, so underscores are passed.
 #  - torch 1.x on Python 3.11 crashes on its default --redirects 0 (an IntFlag change); unless -r/-t is given,
 #    "-r 2 -t 2" is passed: each rank's stderr goes to the console with a [defaultN]: prefix, stdout is untouched.
-#  - MOH_TORCHRUN overrides the launcher command (default: torchrun, else python3 -m torch.distributed.run).
+#  - MOH_TORCHRUN overrides the launcher command (default: torchrun, else python3 -m torch.distributed.run): a
+#    command or a path, e.g. .deps/torch2/bin/torchrun (the tests of a LibTorch 2.x build use that venv's launcher, so
+#    that the launcher's store and our processes speak the same c10d version).
 # Usage: scripts/torchrun.sh [torchrun options] [--no_python] PROGRAM [ARGS...]
 #        scripts/torchrun.sh --check     (exit 0 when a launcher is available; prints it and its torch version)
 # Example: scripts/torchrun.sh --nproc_per_node 2 --no_python build/bin/moh-eval --weights m.safetensors --data d/
@@ -20,10 +22,10 @@ fi
 
 # torch's version, without importing torch (fast): the launcher's own Python reads the package metadata.
 python=python3
-if [ "${launcher[0]}" = torchrun ]; then
-  shebang=$(head -n1 "$(command -v torchrun)" 2> /dev/null || true)
+if [ "$(basename "${launcher[0]}")" = torchrun ]; then
+  shebang=$(head -n1 "$(command -v "${launcher[0]}")" 2> /dev/null || true)
   case "$shebang" in "#!"*python*) python=${shebang#\#!}; python=${python%% *} ;; esac
-elif [[ "${launcher[0]}" == *python* ]]; then
+elif [[ "$(basename "${launcher[0]}")" == python* ]]; then
   python=${launcher[0]}
 fi
 version=$("$python" -c "import importlib.metadata as m; print(m.version('torch'))" 2> /dev/null || echo unknown)

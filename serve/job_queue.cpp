@@ -224,26 +224,12 @@ void JobQueue::run_job(Job& job) {
       }
       metrics_.images_generated(u8.size(0));
     });
-    // The sidecar moh-generate writes (apps/moh-generate.cpp), with the server's tool name.
-    nlohmann::json classes_json = nlohmann::json::array();
-    for (auto c : job.request.classes) classes_json.push_back({{"index", c}, {"name", gen_.class_name(c)}});
-    sidecar = gen_.describe();
-    sidecar["tool"] = "moh-serve";
+    // The sidecar moh-generate writes, with the server's tool name.
+    sidecar = gen_.generation_sidecar("moh-serve", p, job.request.classes, job.request.num_per_class, stats);
     // File names, not the server's paths: a response tells the client nothing about the server's folders.
     for (const char* key : {"weights", "vae"})
       if (sidecar.contains(key) && sidecar[key].is_string())
         sidecar[key] = std::filesystem::path(sidecar[key].get<std::string>()).filename().string();
-    sidecar["settings"] = dit::params_to_json(p);
-    sidecar["seed"] = p.seed;
-    sidecar["classes"] = classes_json;
-    sidecar["num_per_class"] = job.request.num_per_class;
-    sidecar["labels"] = p.labels;
-    sidecar["num_images"] = p.labels.size();
-    sidecar["torch_version"] = TORCH_VERSION;
-    sidecar["stats"] = {{"seconds", stats.seconds},
-                        {"sampling_seconds", stats.sampling_seconds},
-                        {"decode_seconds", stats.decode_seconds},
-                        {"images_per_second", stats.images / std::max(1e-9, stats.seconds)}};
     auto listed = files;  // as GenerationWriter::commit lists them: the PNGs, then the sidecar itself
     listed.push_back("generation.json");
     sidecar["files"] = listed;

@@ -16,7 +16,7 @@
 
 namespace {
 
-std::string repo_path(const std::string& rel) { return moh::test::data_path("../../" + rel); }
+using moh::test::repo_path;
 const std::string kDemoViT = "models/moh-vit-fmnist.safetensors";
 const std::string kDemoDiT = "models/moh-dit-fmnist.safetensors";
 

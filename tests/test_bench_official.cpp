@@ -16,7 +16,7 @@ std::string python_with_torch() {
   return "";
 }
 
-std::string repo_root() { return moh::test::data_path("../.."); }
+using moh::test::repo_root;
 
 }  // namespace
 

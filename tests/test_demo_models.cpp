@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string repo_path(const std::string& rel) { return moh::test::data_path("../../" + rel); }
+using moh::test::repo_path;
 
 // The "sha256" the model card states for its weights file (a line "sha256: <64 hex digits>").
 std::string card_sha256(const std::string& card) {

@@ -33,40 +33,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A TCP port that was free a moment ago (bind to port 0, read it back, close).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string repo_root() { return fs::path(MOH_TEST_DATA).parent_path().parent_path().string(); }
-
-bool torchrun_available() {
-  static const int rc = moh::test::run_command(repo_root() + "/scripts/torchrun.sh --check > /dev/null 2>&1");
-  return rc == 0;
-}
+using moh::test::free_port;
+using moh::test::repo_root;
+using moh::test::torchrun_available;
+std::string slurp(const std::string& path) { return moh::test::read_file(path); }
 
 // `app args` as two ranks under torchrun (its agent hosts the store).
-std::string torchrun2(const std::string& app_and_args) {
-  return repo_root() + "/scripts/torchrun.sh --nproc_per_node 2 --master_addr 127.0.0.1 --master_port " +
-         std::to_string(free_port()) + " --monitor_interval 0.2 --no_python " + app_and_args;
-}
+std::string torchrun2(const std::string& app_and_args) { return moh::test::torchrun_prefix(2) + app_and_args; }
 
 // Two ranks started by hand with Slurm's variables (rank 0 serves the store); prints "rc0=A rc1=B" last.
 std::string slurm2(const std::string& cmd0, const std::string& cmd1) {

@@ -50,12 +50,7 @@ Vae golden_vae(const GoldenFile& g) {
   return vae;
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using moh::test::read_file;
 
 uint64_t le(const std::string& s, size_t off, int bytes) {
   uint64_t v = 0;

@@ -43,12 +43,7 @@ using moh::test::error_message;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string slurp(const std::string& path) { return moh::test::read_file(path); }
 
 void write(const std::string& path, const std::string& bytes) {
   fs::create_directories(fs::path(path).parent_path());
@@ -488,27 +483,11 @@ TEST_CASE("rank_samples: by shard, then by sample; every sample exactly once", "
   }
 }
 
-namespace {
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-std::string repo_root() { return fs::path(MOH_TEST_DATA).parent_path().parent_path().string(); }
-}  // namespace
 
 TEST_CASE("two processes (torchrun) give the one-process predictions: WebDataset by shard and by sample, Kaggle",
           "[layouts]") {
   if (!MOH_NEED(moh::dist::multi_process_supported(), "a build with Gloo (libgloo-dev)")) return;
-  if (!MOH_NEED(moh::test::run_command(repo_root() + "/scripts/torchrun.sh --check > /dev/null 2>&1") == 0,
-                "torchrun (python3-torch; scripts/torchrun.sh --check)"))
+  if (!MOH_NEED(moh::test::torchrun_available(), "torchrun (python3-torch; scripts/torchrun.sh --check)"))
     return;
   const auto m = make_mini();
   const std::vector<std::pair<std::string, std::string>> cases = {
@@ -520,9 +499,7 @@ TEST_CASE("two processes (torchrun) give the one-process predictions: WebDataset
     INFO(name);
     const auto one = m.dir + "/one-" + name + ".csv", two = m.dir + "/two-" + name + ".csv";
     run_ok(eval_cmd(m, "--data " + data + " --predictions " + one + " --json " + m.dir + "/one-" + name + ".json"));
-    run_ok(repo_root() + "/scripts/torchrun.sh --nproc_per_node 2 --master_addr 127.0.0.1 --master_port " +
-           std::to_string(free_port()) + " --monitor_interval 0.2 --no_python " +
-           eval_cmd(m, "--data " + data + " --predictions " + two + " --json " + m.dir + "/two-" + name + ".json"));
+    run_ok(moh::test::torchrun_prefix(2) + eval_cmd(m, "--data " + data + " --predictions " + two + " --json " + m.dir + "/two-" + name + ".json"));
     check_labels(m, read_predictions(two), m.jpegs.size());
     CHECK(slurp(one) == slurp(two));
     const auto j1 = moh::test::read_json(m.dir + "/one-" + name + ".json");

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string repo_path(const std::string& rel) { return moh::test::data_path("../../" + rel); }
+using moh::test::repo_path;
 std::string fixture(const std::string& name) { return moh::test::data_path("routes/" + name); }
 
 struct RandomLayer {
@@ -442,8 +442,7 @@ TEST_CASE("moh-eval --routes-stats: per class and layer, the mean load of each r
 TEST_CASE("moh-eval --routes-stats: two ranks under torchrun give the one-process CSV", "[routes]") {
   if (!MOH_NEED(moh::dist::multi_process_supported(), "a build with Gloo (libgloo-dev)")) return;
   const std::string torchrun = repo_path("scripts/torchrun.sh");
-  if (!MOH_NEED(moh::test::run_command(torchrun + " --check > /dev/null 2>&1") == 0,
-                "torchrun (python3-torch; scripts/torchrun.sh --check)"))
+  if (!MOH_NEED(moh::test::torchrun_available(), "torchrun (python3-torch; scripts/torchrun.sh --check)"))
     return;
   const std::string data = moh::default_fashion_mnist_dir();
   if (!MOH_NEED(!data.empty(), "dataset-fashion-mnist is not installed (scripts/setup-deps.sh installs it)")) return;

@@ -32,17 +32,12 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string repo_path(const std::string& rel) { return moh::test::data_path("../../" + rel); }
+using moh::test::repo_path;
 // The same thread count for moh-serve, moh-generate and moh-classify (the same floats). One: on a busy 2-core machine
 // two OpenMP threads ran the demo DiT 20x slower than one.
 const int kThreads = 1;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using moh::test::read_file;
 
 struct Reply {
   int status = 0;

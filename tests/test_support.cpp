@@ -1,6 +1,10 @@
 #include "tests/test_support.h"
 
+#include <arpa/inet.h>
 #include <glob.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -10,6 +14,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <random>
+#include <sstream>
 
 namespace moh::test {
 
@@ -73,6 +78,41 @@ nlohmann::json read_json(const std::string& path) {
   nlohmann::json j;
   in >> j;
   return j;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string repo_root() { return std::filesystem::path(MOH_TEST_DATA).parent_path().parent_path().string(); }
+std::string repo_path(const std::string& rel) { return repo_root() + "/" + rel; }
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("free_port: socket() failed");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;  // the kernel picks a free one
+  socklen_t len = sizeof a;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("free_port: no loopback port could be bound");
+  return ntohs(a.sin_port);
+}
+
+bool torchrun_available() {
+  static const int rc = run_command(repo_path("scripts/torchrun.sh") + " --check > /dev/null 2>&1");
+  return rc == 0;
+}
+
+std::string torchrun_prefix(int nproc) {
+  return repo_path("scripts/torchrun.sh") + " --nproc_per_node " + std::to_string(nproc) +
+         " --master_addr 127.0.0.1 --master_port " + std::to_string(free_port()) + " --monitor_interval 0.2 --no_python ";
 }
 
 }  // namespace moh::test

@@ -17,6 +17,14 @@ int run_command(const std::string& cmd, std::string* output = nullptr);
 nlohmann::json read_json(const std::string& path);
 // True when CI=true is set in the environment (the CI run must never skip a check silently).
 bool in_ci();
+std::string read_file(const std::string& path);  // whole file as bytes ("" when it cannot be read)
+std::string repo_root();                         // the source tree's root
+std::string repo_path(const std::string& rel);   // <repo root>/<rel>
+int free_port();                                 // a loopback TCP port that was free a moment ago
+// scripts/torchrun.sh finds a launcher (MOH_TORCHRUN, torchrun or python3 -m torch.distributed.run; checked once).
+bool torchrun_available();
+// "scripts/torchrun.sh ... --no_python " launching `nproc` ranks on a fresh loopback port: append PROGRAM ARGS.
+std::string torchrun_prefix(int nproc);
 }  // namespace moh::test
 
 // For checks that need something outside the repository (an installed dataset, a GPU): when it is missing the

@@ -59,10 +59,7 @@ void check_against_twin(const moh::WeightsFile& file, const std::string& twin_pa
   }
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
+std::string read_all(const std::string& path) { return moh::test::read_file(path); }
 
 struct Good {
   const char* file;
