@@ -114,4 +114,12 @@ TEST_CASE("The demo DiT's samples are recognised by the demo ViT (class agreemen
   INFO("agreement " << a.at("rate").get<double>() << ", threshold " << threshold);
   CHECK(a.at("rate").get<double>() >= threshold);
   CHECK(threshold > 0.3);  // far above chance (0.1)
+  // Every class, not only the mean: the card states the lowest per-class rate the suite accepts.
+  const double class_threshold = card_threshold(repo_path("models/moh-dit-fmnist.md"), "lowest-class");
+  CHECK(class_threshold > 0.1);
+  for (const auto& row : a.at("per_class")) {
+    INFO("class " << row.at("name").get<std::string>() << ": " << row.at("rate").get<double>());
+    CHECK(row.at("images") == 20);
+    CHECK(row.at("rate").get<double>() >= class_threshold);
+  }
 }

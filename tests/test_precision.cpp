@@ -26,13 +26,38 @@ double rel_err(const torch::Tensor& ours, const torch::Tensor& ref) {
   return (o - r).norm().item<double>() / r.norm().item<double>();
 }
 
-torch::Tensor dit_cfg_forward(const moh::GoldenFile& g, moh::Precision p, moh::dit::DiT* keep = nullptr) {
+// This machine's bf16 GEMM rounding: the relative L2 error of one bf16 matmul [64, k] x [k, 64] of N(0, 1) values
+// against fp64. It is the unit of the mixed / bf16 bounds below: LibTorch's CPU bf16 GEMM differs by CPU and version
+// (on an AMD EPYC without AVX-512, LibTorch 1.13, mixed's error on the golden DiT was 1.7e-2 against 1.06e-2 on an
+// AVX-512 Xeon), so a fixed bound that holds on one machine fails on another.
+double bf16_gemm_noise(int64_t k) {
+  auto gen = at::detail::createCPUGenerator(1234);
+  const auto a = at::randn({64, k}, gen, torch::kFloat64), b = at::randn({k, 64}, gen, torch::kFloat64);
+  return rel_err(torch::matmul(a.to(torch::kBFloat16), b.to(torch::kBFloat16)), torch::matmul(a, b));
+}
+
+int64_t cfg_hidden(const moh::GoldenFile& g) {
+  return moh::dit::DiTConfig::from_json(g.config().at("model")).hidden_size;
+}
+
+// The golden input (variant 0) or a copy perturbed by 0.1 N(0, 1) (variant > 0, its own seed).
+torch::Tensor dit_input(const moh::GoldenFile& g, int variant) {
+  const auto x = g.get("in.cfg_x");
+  if (variant == 0) return x;
+  auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(variant));
+  return x + 0.1 * at::randn(x.sizes(), gen, x.scalar_type());
+}
+
+torch::Tensor dit_cfg_forward(const moh::GoldenFile& g, moh::Precision p, moh::dit::DiT* keep = nullptr,
+                              int variant = 0, bool fp64 = false) {
   auto cfg = moh::dit::DiTConfig::from_json(g.config().at("model"));
   moh::dit::DiT model(cfg);
   moh::load_state_dict(*model, g.weights());
   moh::dit::apply_dit_precision(model, torch::Device(torch::kCPU), p);
+  if (fp64) model->to(torch::kFloat64);
   if (keep) *keep = model;
-  return model->forward_with_cfg(g.get("in.cfg_x"), g.get("in.cfg_t"), g.get("in.cfg_y"),
+  auto x = dit_input(g, variant);
+  return model->forward_with_cfg(fp64 ? x.to(torch::kFloat64) : x, g.get("in.cfg_t"), g.get("in.cfg_y"),
                                  g.get("in.cfg_scale").item<double>());
 }
 
@@ -91,13 +116,27 @@ TEST_CASE("Mixed precision MoH-DiT: fp32 router/embeddings/stream, bf16 GEMMs, c
   CHECK(routers > 0);  // the golden model has routed layers
 
   const double e32 = rel_err(fp32, ref), emix = rel_err(mixed, ref), ebf = rel_err(bf16, ref);
-  INFO("relative L2 error vs the official fp32 output: fp32 " << e32 << ", mixed " << emix << ", bf16 " << ebf);
+  const double unit = bf16_gemm_noise(cfg_hidden(g));
+  INFO("relative L2 error vs the official fp32 output: fp32 " << e32 << ", mixed " << emix << ", bf16 " << ebf
+                                                             << "; this machine's bf16 GEMM noise " << unit);
   // fp32 bound from measured noise: e32 was 4.7e-7 .. 7.3e-7 over six OpenBLAS kernel / thread settings (Haswell,
-  // Sandybridge, SkylakeX, Cooperlake, SapphireRapids, OpenBLAS's own choice; 1-3 threads) on an AVX-512 Xeon: a
-  // bound of 1e-5 leaves a margin above 10x for other CPUs.
+  // Sandybridge, SkylakeX, Cooperlake, SapphireRapids, OpenBLAS's own choice; 1-3 threads) on an AVX-512 Xeon,
+  // 4.6e-7 on an AMD EPYC (AVX2) and 3.2e-6 with LibTorch 2.11 there: a bound of 1e-5 leaves a margin of 3x.
   CHECK(e32 < 1e-5);
-  CHECK(emix < 2e-2);        // bf16 GEMM rounding only (a bf16 ulp is 7.8e-3 relative)
-  CHECK(emix < 0.75 * ebf);  // fp32 LayerNorm, router and residual stream buy accuracy over pure bf16
+  // mixed: bf16 GEMM rounding only. Measured emix / unit: 1.61 (EPYC AVX2, LibTorch 1.13; unit 1.06e-2).
+  CHECK(emix < 3 * unit);
+  // fp32 LayerNorm, router and residual stream buy accuracy over pure bf16. One input's ratio emix / ebf varies with
+  // the CPU's bf16 GEMM (0.64 on an AVX-512 Xeon, 0.92 on an AVX2 EPYC, LibTorch 1.13), so the check is over the
+  // golden input and 5 perturbed copies against an fp64 forward: the mean must be lower (measured on the EPYC:
+  // mixed 3.14e-2, bf16 3.68e-2).
+  double sum_mix = 0, sum_bf = 0;
+  for (int v = 0; v < 6; ++v) {
+    const auto ref64 = dit_cfg_forward(g, moh::Precision::kFp32, nullptr, v, /*fp64=*/true);
+    sum_mix += rel_err(dit_cfg_forward(g, moh::Precision::kMixed, nullptr, v), ref64);
+    sum_bf += rel_err(dit_cfg_forward(g, moh::Precision::kBf16, nullptr, v), ref64);
+  }
+  INFO("mean over 6 inputs: mixed " << sum_mix / 6 << ", bf16 " << sum_bf / 6);
+  CHECK(sum_mix < sum_bf);
 }
 
 TEST_CASE("Mixed precision MoH-ViT: fp32 LayerNorm/router/stream, bf16 GEMMs and attention, closer than bf16",
@@ -127,11 +166,14 @@ TEST_CASE("Mixed precision MoH-ViT: fp32 LayerNorm/router/stream, bf16 GEMMs and
     // Before routing decisions diverge (first stage), mixed is at the level of bf16 GEMM rounding. Later, top-k
     // flips near ties of this tiny random-weight model dominate every precision's error (measured: gates of
     // block2.1 differ by ~9% under mixed, ~10% under bf16), so the end-to-end check is relative: closer than bf16.
+    // The first stage's longest GEMM reduction: the MLP's fc2 (k = mlp_ratio * width).
+    const auto vcfg = moh::vit::vit_config_from_json(g.config()["model"]);
+    const double unit = bf16_gemm_noise(static_cast<int64_t>(vcfg.mlp_ratios.at(0) * double(vcfg.embed_dims.at(0))));
     for (const char* name : {"patch_embed1", "block1.0.attn", "block1.0"}) {
       const auto ref_mid = g.get(std::string("mid.") + name);
       const double em = rel_err(rmix.at(name), ref_mid), eb = rel_err(rbf.at(name), ref_mid);
-      INFO(name << ": mixed " << em << " bf16 " << eb);
-      CHECK(em < 1.5e-2);
+      INFO(name << ": mixed " << em << " bf16 " << eb << "; this machine's bf16 GEMM noise " << unit);
+      CHECK(em < 3 * unit);  // measured em / unit: up to 1.89 (EPYC AVX2, LibTorch 1.13; unit 1.24e-2)
       CHECK(em < eb);
     }
     const auto ref_f = g.get("mid.features");
