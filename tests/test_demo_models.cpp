@@ -77,7 +77,7 @@ TEST_CASE("The demo ViT reaches its measured top-1 on the Fashion-MNIST test set
   std::string out;
   const int rc = moh::test::run_command(moh::test::bin_path("moh-eval") + " -q --weights " +
                                             repo_path("models/moh-vit-fmnist.safetensors") + " --data " + data +
-                                            " --split test --device cpu --json " + dir + "/eval.json",
+                                            " --split test --device cpu --threads 1 --json " + dir + "/eval.json",
                                         &out);
   INFO(out);
   REQUIRE(rc == 0);
@@ -95,13 +95,13 @@ TEST_CASE("The demo DiT's samples are recognised by the demo ViT (class agreemen
   std::string out;
   int rc = moh::test::run_command(moh::test::bin_path("moh-generate") + " -q --weights " +
                                       repo_path("models/moh-dit-fmnist.safetensors") +
-                                      " --class all --num-per-class 20 --batch-size 100 --seed 1 --device cpu --out " +
+                                      " --class all --num-per-class 20 --batch-size 100 --seed 1 --device cpu --threads 1 --out " +
                                       dir + "/samples",
                                   &out);
   INFO(out);
   REQUIRE(rc == 0);
   rc = moh::test::run_command(moh::test::bin_path("moh-classify") + " --weights " +
-                                  repo_path("models/moh-vit-fmnist.safetensors") + " --agreement --no-list --device cpu" +
+                                  repo_path("models/moh-vit-fmnist.safetensors") + " --agreement --no-list --device cpu --threads 1" +
                                   " --json " + dir + "/agreement.json " + dir + "/samples",
                               &out);
   INFO(out);

@@ -123,8 +123,10 @@ TEST_CASE("Mixed precision MoH-DiT: fp32 router/embeddings/stream, bf16 GEMMs, c
   // Sandybridge, SkylakeX, Cooperlake, SapphireRapids, OpenBLAS's own choice; 1-3 threads) on an AVX-512 Xeon,
   // 4.6e-7 on an AMD EPYC (AVX2) and 3.2e-6 with LibTorch 2.11 there: a bound of 1e-5 leaves a margin of 3x.
   CHECK(e32 < 1e-5);
-  // mixed: bf16 GEMM rounding only. Measured emix / unit: 1.61 (EPYC AVX2, LibTorch 1.13; unit 1.06e-2).
-  CHECK(emix < 3 * unit);
+  // mixed: bf16 rounding of the GEMM operands through the network (a fixed part) plus the GEMM's own accumulation
+  // (this machine's unit). Measured: 1.08e-2 with unit 2.9e-3 (LibTorch 2.11, fp32 accumulation), 1.70e-2 with unit
+  // 1.06e-2 (LibTorch 1.13 on an AVX2 EPYC), 1.06e-2 on an AVX-512 Xeon (LibTorch 1.13).
+  CHECK(emix < 1.5e-2 + 2 * unit);
   // fp32 LayerNorm, router and residual stream buy accuracy over pure bf16. One input's ratio emix / ebf varies with
   // the CPU's bf16 GEMM (0.64 on an AVX-512 Xeon, 0.92 on an AVX2 EPYC, LibTorch 1.13), so the check is over the
   // golden input and 5 perturbed copies against an fp64 forward: the mean must be lower (measured on the EPYC:
@@ -173,7 +175,9 @@ TEST_CASE("Mixed precision MoH-ViT: fp32 LayerNorm/router/stream, bf16 GEMMs and
       const auto ref_mid = g.get(std::string("mid.") + name);
       const double em = rel_err(rmix.at(name), ref_mid), eb = rel_err(rbf.at(name), ref_mid);
       INFO(name << ": mixed " << em << " bf16 " << eb << "; this machine's bf16 GEMM noise " << unit);
-      CHECK(em < 3 * unit);  // measured em / unit: up to 1.89 (EPYC AVX2, LibTorch 1.13; unit 1.24e-2)
+      // As for the DiT: a fixed part plus this machine's GEMM accumulation. Measured: up to 2.34e-2 with unit 1.24e-2
+      // (AVX2 EPYC, LibTorch 1.13), 0.84e-2 on an AVX-512 Xeon (LibTorch 1.13).
+      CHECK(em < 1.5e-2 + 2 * unit);
       CHECK(em < eb);
     }
     const auto ref_f = g.get("mid.features");
