@@ -134,11 +134,12 @@ step build "${MOH_BUILD_TIMEOUT:-240}" bash -c "set -o pipefail; ninja -C build-
   moh_gpu_tests moh-bench 2>&1 | tee '$OUT/build.log' | { grep -vE '^\[[0-9]+/[0-9]+\] (Building|Linking)' || true; }" || exit 1
 
 # The GPU machine has Catch2 v3 and CLI11 2.4 in /usr/include and no stb, nlohmann-json or Gloo: every header of these
-# must come from the carried .deps/usr/include (ninja's dependency log lists each object's headers).
+# must come from the carried .deps/usr/include (ninja's dependency log lists each object's headers, relative to the
+# build folder as ../.deps/usr/include/... or absolute).
 step carried-headers 30 bash -c "from_elsewhere=\$(ninja -C build-gpu -t deps | grep -E '/include/(catch2|CLI|nlohmann|stb|gloo)/' \
-  | grep -v '$PWD/.deps/usr/include/' | sort -u); if [ -n \"\$from_elsewhere\" ]; then echo 'headers not from .deps/usr/include:'; \
+  | grep -v '/.deps/usr/include/' | sort -u); if [ -n \"\$from_elsewhere\" ]; then echo 'headers not from .deps/usr/include:'; \
   echo \"\$from_elsewhere\" | head -n 20; exit 1; fi; echo \"carried headers used: \$(ninja -C build-gpu -t deps \
-  | grep -c '$PWD/.deps/usr/include/') includes; .deps/usr is \$(du -sm .deps/usr | cut -f1) MiB (carry limit 64)\"" || exit 1
+  | grep -c '/.deps/usr/include/') includes; .deps/usr is \$(du -sm .deps/usr | cut -f1) MiB (carry limit 64)\"" || exit 1
 
 # Rehearsal: a step whose command must fail, each failure at its first GPU call (CUDA unavailable), nowhere else.
 #   stops_at_gpu LOG PATTERN CMD...: runs CMD (output to LOG too); ok when CMD failed and every Catch2 failure
