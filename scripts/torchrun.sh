@@ -32,7 +32,11 @@ version=$("$python" -c "import importlib.metadata as m; print(m.version('torch')
 
 if [ "${1:-}" = --check ]; then
   if [ "$version" = unknown ]; then
-    echo "torchrun.sh: no torch found for '${launcher[*]}' (install python3-torch)" >&2
+    if [ -n "${MOH_TORCHRUN:-}" ]; then
+      echo "torchrun.sh: MOH_TORCHRUN='$MOH_TORCHRUN' is not a torchrun whose Python has torch (fix or unset it)" >&2
+    else
+      echo "torchrun.sh: no torch found for '${launcher[*]}' (install python3-torch)" >&2
+    fi
     exit 1
   fi
   echo "${launcher[*]} (torch $version)"
