@@ -5,15 +5,19 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "common/cpu_gemm/onednn_linear.h"
+
 namespace moh::dit {
 
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias = true);
-  // x: [..., in] -> [..., out]; at::linear picks addmm (fused bias) for 2-D and contiguous inputs. x is cast to the
-  // weight's dtype when they differ (mixed precision, common/runtime/precision.h: fp32 stream, bf16 GEMM weights).
-  torch::Tensor forward(const torch::Tensor& x) {
-    return torch::linear(x.scalar_type() == weight.scalar_type() ? x : x.to(weight.scalar_type()), weight, bias);
+  // x: [..., in] -> [..., out] in the weight's dtype; x is cast to it when they differ (mixed precision,
+  // common/runtime/precision.h: fp32 stream, bf16 GEMM weights). CPU GEMMs through oneDNN (common/cpu_gemm/).
+  torch::Tensor forward(const torch::Tensor& x) { return cpu_gemm::linear(x, weight, bias); }
+  // The same with an activation fused into the GEMM where oneDNN runs it (not forward(): Sequential calls that one).
+  torch::Tensor forward_then(const torch::Tensor& x, cpu_gemm::Epilogue epilogue) {
+    return cpu_gemm::linear(x, weight, bias, epilogue);
   }
   torch::Tensor weight, bias;  // bias undefined when bias=false
 };

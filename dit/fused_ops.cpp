@@ -1,6 +1,7 @@
 // Fused elementwise ops of the MoH-DiT block: LibTorch references and the CUDA dispatch (see dit/fused_ops.h).
 #include "dit/fused_ops.h"
 
+#include "common/cpu_gemm/onednn_linear.h"
 #include "common/error.h"
 #include "common/runtime/precision.h"
 #ifdef MOH_WITH_CUDA
@@ -99,7 +100,7 @@ std::vector<torch::Tensor> batched_adaln(const torch::Tensor& silu_c, const torc
                 w_stacked.size(1) == silu_c.size(-1),
             "batched_adaln: stacked weights ", w_stacked.sizes(), " do not split into ", blocks, " blocks of [6C, ",
             silu_c.size(-1), "]");
-  auto all = torch::linear(as_dtype(silu_c, w_stacked.scalar_type()), w_stacked, b_stacked);  // [B, n*6C]
+  auto all = cpu_gemm::linear(silu_c, w_stacked, b_stacked);  // [B, n*6C]
   return all.chunk(blocks, 1);  // n x [B, 6C] (strided views)
 }
 

@@ -97,7 +97,9 @@ MlpImpl::MlpImpl(int64_t in_features, int64_t hidden_features) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2->forward(gelu_tanh_inference(fc1->forward(x)));  // fc1's output is a fresh tensor: GELU in place
+  // oneDNN fuses the GELU into fc1's GEMM; else fc1's output is a fresh tensor: GELU in place
+  if (cpu_gemm::uses_onednn(x, fc1->weight)) return fc2->forward(fc1->forward_then(x, cpu_gemm::Epilogue::kGeluTanh));
+  return fc2->forward(gelu_tanh_inference(fc1->forward(x)));
 }
 
 // ---------------------------------------------------------------------------------------------- DiTBlock

@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config
   libtorch-dev              # LibTorch 1.13 (CPU)
   libopenblas0-openmp       # Debian's default reference BLAS makes torch CPU matmuls ~25x slower
+  libdnnl-dev               # oneDNN 2.6: the CPU GEMMs of the Linear layers (common/cpu_gemm/)
   libopencv-dev             # optional image backend (stb is always used as fallback)
   libjpeg-dev               # JPEG decoded by libjpeg-turbo directly in OpenCV builds (Pillow's library and settings)
   libstb-dev                # stb_image / stb_image_write

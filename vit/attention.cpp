@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "common/cpu_gemm/onednn_linear.h"
 #include "common/error.h"
 #include "common/runtime/precision.h"
 #include "vit/aggregated_attention_cpu.h"
@@ -29,14 +30,6 @@ torch::Tensor gate_heads(const torch::Tensor& o, const torch::Tensor& gates) {
   const auto B = o.size(0), h = o.size(1), N = o.size(2), d = o.size(3);
   auto g = (o.transpose(1, 2) * gates.unsqueeze(-1)).reshape({B, N, h * d});  // [B,N,h,d] -> [B,N,C]
   return g.scalar_type() == o.scalar_type() ? g : g.to(o.scalar_type());
-}
-
-// x: [B, T, in] contiguous -> [B, T, out] with one GEMM (addmm: the bias is fused, no extra pass over the output).
-torch::Tensor linear_tokens(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  const auto B = x.size(0), T = x.size(1);
-  auto x2 = x.reshape({B * T, x.size(2)});  // [B, T, in] -> [B*T, in]
-  auto y = b.defined() ? torch::addmm(b, x2, w.t()) : torch::mm(x2, w.t());
-  return y.view({B, T, w.size(0)});  // [B*T, out] -> [B, T, out]
 }
 
 void check_input(const torch::Tensor& x, int64_t H, int64_t W, const AttentionOptions& o, const char* cls) {
@@ -109,14 +102,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, int64_t H, int64_t 
   // Attention math in the dtype of this module's own tensors (fp32 under mixed precision: bf16 GEMM outputs, fp32
   // logits and softmax, as a fused kernel with fp32 accumulators computes them), then proj in its weights' dtype.
   const auto core = temperature.scalar_type();
-  auto qkv_h = as_dtype(qkv(x), core).view({B, N, 3 * h, d}).permute({0, 2, 1, 3});  // [B,N,3h,d] -> [B,3h,N,d]
+  auto qkv_h = as_dtype(cpu_gemm::linear(x, qkv->weight, qkv->bias), core).view({B, N, 3 * h, d}).permute({0, 2, 1, 3});  // [B,N,3h,d] -> [B,3h,N,d]
   auto q = qkv_h.slice(1, 0, h), k = qkv_h.slice(1, h, 2 * h), v = qkv_h.slice(1, 2 * h, 3 * h);  // [B, h, N, d]
   auto bias = bias_(tables, cpb_fc1, cpb_fc2);  // [h, N, N]
   auto q_s = (l2_normalize(q) + query_embedding) * F::softplus(temperature) * seq_length_scale_;
   auto attn = (torch::matmul(q_s, l2_normalize(k).transpose(-2, -1)) + bias).softmax(-1);  // [B, h, N, N]
   auto o = torch::matmul(attn, v);                                                           // [B, h, N, d]
   if (debug) debug->gates = gates;
-  return proj(as_dtype(gate_heads(o, gates), proj->weight.scalar_type()));
+  return cpu_gemm::linear(gate_heads(o, gates), proj->weight, proj->bias);
 }
 
 // -------------------------------------------------------------------------------------- AggregatedAttention
@@ -227,17 +220,17 @@ torch::Tensor AggregatedAttentionImpl::forward_fused_cpu(const torch::Tensor& x_
 
   // Pooled keys/values, channels-last all the way: sr (a 1x1 conv = a Linear over channels) on the tokens, GELU,
   // adaptive average pool of the channels-last view, LayerNorm, kv.
-  auto s = torch::gelu(linear_tokens(x, sr->weight.view({C, C}), sr->bias));      // [B, N, C]
+  auto s = cpu_gemm::linear(x, sr->weight.view({C, C}), sr->bias, cpu_gemm::Epilogue::kGeluErf);  // [B, N, C]
   auto s_img = s.view({B, H, W, C}).permute({0, 3, 1, 2});                        // [B, C, H, W] (channels-last view)
   auto pooled = F::adaptive_avg_pool2d(s_img, F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
   auto x_pool = norm(pooled.permute({0, 2, 3, 1}).reshape({B, P, C}));             // [B, C, Hp, Wp] -> [B, P, C]
 
   // [B, N, C], [B, N, 2C], [B, P, 2C]
-  const auto in = fused_inputs(linear_tokens(x, q->weight, q->bias), linear_tokens(x, kv->weight, kv->bias),
-                               linear_tokens(x_pool, kv->weight, kv->bias), tables, gates, seq_scale_.like(x), H, W);
+  const auto in = fused_inputs(cpu_gemm::linear(x, q->weight, q->bias), cpu_gemm::linear(x, kv->weight, kv->bias),
+                               cpu_gemm::linear(x_pool, kv->weight, kv->bias), tables, gates, seq_scale_.like(x), H, W);
   auto y = aggregated_attention_cpu(in);  // [B, N, C] gated heads
   if (debug) debug->gates = gates;
-  return linear_tokens(y, proj->weight, proj->bias);
+  return cpu_gemm::linear(y, proj->weight, proj->bias);
 }
 
 torch::Tensor AggregatedAttentionImpl::forward_reference(const torch::Tensor& x, int64_t H, int64_t W,

@@ -2,6 +2,7 @@
 // forward pass in spec/moh-vit.md §3.
 #include "vit/model.h"
 
+#include "common/cpu_gemm/onednn_linear.h"
 #include "common/error.h"
 #include "common/runtime/precision.h"
 #include "common/weights/safetensors.h"
@@ -30,10 +31,10 @@ ConvolutionalGLUImpl::ConvolutionalGLUImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor ConvolutionalGLUImpl::forward(const torch::Tensor& x, int64_t H, int64_t W) {
-  auto h2 = fc1(x);  // [B, N, 2*hid]: first half gates through the dwconv, second half is the value
+  auto h2 = cpu_gemm::linear(x, fc1->weight, fc1->bias);  // [B, N, 2*hid]: first half gates through the dwconv, second half is the value
   const auto hid = h2.size(-1) / 2;
   auto a = dwconv(h2.slice(-1, 0, hid), H, W);
-  return fc2(torch::gelu(a) * h2.slice(-1, hid, 2 * hid));
+  return cpu_gemm::linear(torch::gelu(a) * h2.slice(-1, hid, 2 * hid), fc2->weight, fc2->bias);
 }
 
 // ------------------------------------------------------------------------------------------------------ Block

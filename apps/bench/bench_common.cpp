@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 
+#include "common/cpu_gemm/onednn_linear.h"
 #include "common/error.h"
 #include "common/io/json_file.h"
 
@@ -34,6 +36,39 @@ void report(const std::string& name, const Timing& t, const std::string& extra) 
   std::printf("%-48s %10.3f ms  (min %.3f, max %.3f)%s%s\n", name.c_str(), t.median_ms, t.min_ms, t.max_ms,
               extra.empty() ? "" : "  ", extra.c_str());
   std::fflush(stdout);
+}
+
+GemmRate gemm_rate(const std::function<void()>& fn, const Timing& t, torch::Dtype dtype) {
+  static std::map<torch::Dtype, double> peaks;
+  GemmRate r;
+  const auto f0 = cpu_gemm::linear_flops();
+  fn();
+  r.gflop = double(cpu_gemm::linear_flops() - f0) / 1e9;
+  r.gflop_s = r.gflop / (t.median_ms / 1e3);
+  r.peak_path = cpu_gemm::describe();
+  if (!peaks.count(dtype)) {
+    torch::NoGradGuard no_grad;
+    const int64_t n = 2048;
+    const auto x = torch::randn({n, n}).to(dtype), w = (torch::randn({n, n}) / 45.0).to(dtype);
+    const auto p = time_it([&] { cpu_gemm::linear(x, w, {}); }, torch::kCPU, 2, 5);
+    peaks[dtype] = 2.0 * n * n * n / 1e9 / (p.median_ms / 1e3);
+  }
+  r.peak_gflop_s = peaks[dtype];
+  return r;
+}
+
+std::string gemm_rate_text(const GemmRate& r) {
+  char buf[320];
+  std::snprintf(buf, sizeof buf,
+                "Linear GEMMs %.2f GFLOP per call: %.1f GFLOP/s end to end = %.0f %% of this machine's GEMM peak "
+                "(%.1f GFLOP/s: 2048^3 through %s)",
+                r.gflop, r.gflop_s, 100.0 * r.gflop_s / r.peak_gflop_s, r.peak_gflop_s, r.peak_path.c_str());
+  return buf;
+}
+
+nlohmann::json gemm_rate_json(const GemmRate& r) {
+  return {{"linear_gflop", r.gflop}, {"linear_gflop_per_s", r.gflop_s}, {"gemm_peak_gflop_per_s", r.peak_gflop_s},
+          {"share_of_gemm_peak", r.gflop_s / r.peak_gflop_s}, {"gemm_path", r.peak_path}};
 }
 
 Against::Against(const std::string& p) : path(p) {

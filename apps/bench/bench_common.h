@@ -47,6 +47,18 @@ struct Against {
 // "official 2.14 img/s, ours 4.30 img/s: ours/official x2.01" style text for one case (higher_is_better: img/s).
 std::string against_text(double official, double ours, const char* unit, bool higher_is_better);
 
+// CPU runs: the Linear layers' FLOPs per call of fn (counted by common/cpu_gemm, any path), their rate over the
+// median time t, and this machine's GEMM peak: one [2048, 2048] x [2048, 2048] linear in `dtype` through the same
+// path (oneDNN where the build has it), median of 5 after 2 warm-ups, measured once per dtype and run.
+struct GemmRate {
+  double gflop = 0, gflop_s = 0, peak_gflop_s = 0;
+  std::string peak_path;  // e.g. "oneDNN 2.6.3 (avx512_core_bf16)"
+};
+GemmRate gemm_rate(const std::function<void()>& fn, const Timing& t, torch::Dtype dtype);
+// "Linear GEMMs 21.7 GFLOP per call: 150.2 GFLOP/s end to end = 35 % of this machine's GEMM peak (430.1 GFLOP/s ...)"
+std::string gemm_rate_text(const GemmRate& r);
+nlohmann::json gemm_rate_json(const GemmRate& r);
+
 int bench_attention(const BenchOptions& o);
 int bench_dit(const BenchOptions& o);
 int bench_vit(const BenchOptions& o);

@@ -111,6 +111,12 @@ int bench_dit(const BenchOptions& o) {
     results.push_back({{"name", "forward"}, {"model", cfg.name}, {"batch", b}, {"median_ms", tm.median_ms},
                        {"min_ms", tm.min_ms}, {"max_ms", tm.max_ms}, {"anchor_ms", kAnchorForwardMs},
                        {"anchor_compiled_ms", kAnchorForwardCompiledMs}});
+    if (!cuda) {
+      const auto rate = gemm_rate([&] { model->forward(x, t, y); }, tm, gemm_dtype(precision));
+      std::printf("  %s\n", gemm_rate_text(rate).c_str());
+      std::fflush(stdout);
+      results.back().update(gemm_rate_json(rate));
+    }
     if (against) {
       const auto* off = against->official_case("dit", "model", cfg.name, b);
       MOH_CHECK(off, "--against: '", o.against, "' has no dit forward of ", cfg.name, " (run bench-official.py --dit ",

@@ -128,6 +128,12 @@ int bench_vit(const BenchOptions& o) {
                        {"dtype", precision_to_string(precision)}, {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
                        {"max_ms", t.max_ms}, {"images_per_second", img_s},
                        {"anchor_images_per_second", c.anchor_img_s}});
+    if (!device.is_cuda()) {
+      const auto rate = gemm_rate([&] { model->forward(x); }, t, gemm_dtype(precision));
+      std::printf("  %s\n", gemm_rate_text(rate).c_str());
+      std::fflush(stdout);
+      results.back().update(gemm_rate_json(rate));
+    }
     if (against)
       results.back().update({{"official_images_per_second", official_img_s}, {"ours_over_official", img_s / official_img_s}});
   }
