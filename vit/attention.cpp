@@ -153,7 +153,10 @@ torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H
     needs_grad = x.requires_grad();
     for (const auto& p : parameters()) needs_grad = needs_grad || p.requires_grad();
   }
-  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(x) && q->weight.scalar_type() == x.scalar_type())
+  // fp32, and mixed precision (bf16 GEMM weights, x in bf16): the fused kernel computes the attention in fp32
+  const bool mixed = x.scalar_type() == torch::kBFloat16 && q->weight.scalar_type() == torch::kBFloat16;
+  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(mixed ? x.to(torch::kFloat32) : x) &&
+      (q->weight.scalar_type() == x.scalar_type()))
     return forward_fused_cpu(x, H, W, tables, debug);
 #ifdef MOH_WITH_CUDA
   if (!needs_grad && x.is_cuda() && cuda::vit_aggregated_kernel_enabled()) return forward_fused_cuda(x, H, W, tables, debug);
@@ -220,15 +223,23 @@ torch::Tensor AggregatedAttentionImpl::forward_fused_cpu(const torch::Tensor& x_
 
   // Pooled keys/values, channels-last all the way: sr (a 1x1 conv = a Linear over channels) on the tokens, GELU,
   // adaptive average pool of the channels-last view, LayerNorm, kv.
+  // Mixed precision: GEMMs in the weights' bf16, LayerNorm in its fp32, the attention kernel in fp32 (the official
+  // autocast code runs it in bf16; fp32 here is closer to the fp32 model and the kernel has no bf16 variant).
+  const auto f32 = [](const torch::Tensor& t) { return as_dtype(t, torch::kFloat32); };
   auto s = cpu_gemm::linear(x, sr->weight.view({C, C}), sr->bias, cpu_gemm::Epilogue::kGeluErf);  // [B, N, C]
   auto s_img = s.view({B, H, W, C}).permute({0, 3, 1, 2});                        // [B, C, H, W] (channels-last view)
   auto pooled = F::adaptive_avg_pool2d(s_img, F::AdaptiveAvgPool2dFuncOptions({o_.pool_size[0], o_.pool_size[1]}));
-  auto x_pool = norm(pooled.permute({0, 2, 3, 1}).reshape({B, P, C}));             // [B, C, Hp, Wp] -> [B, P, C]
+  // [B, C, Hp, Wp] -> [B, P, C]
+  auto x_pool = norm(as_dtype(pooled.permute({0, 2, 3, 1}).reshape({B, P, C}), norm->weight.scalar_type()));
 
-  // [B, N, C], [B, N, 2C], [B, P, 2C]
-  const auto in = fused_inputs(cpu_gemm::linear(x, q->weight, q->bias), cpu_gemm::linear(x, kv->weight, kv->bias),
-                               cpu_gemm::linear(x_pool, kv->weight, kv->bias), tables, gates, seq_scale_.like(x), H, W);
-  auto y = aggregated_attention_cpu(in);  // [B, N, C] gated heads
+  // [B, N, C], [B, N, 2C], [B, P, 2C], all fp32
+  auto in = fused_inputs(f32(cpu_gemm::linear(x, q->weight, q->bias)), f32(cpu_gemm::linear(x, kv->weight, kv->bias)),
+                         f32(cpu_gemm::linear(x_pool, kv->weight, kv->bias)), tables, gates,
+                         f32(seq_scale_.on(x.device())), H, W);
+  for (auto* t : {&in.pool_bias, &in.temperature, &in.query_embedding, &in.rpb_local, &in.learnable_tokens,
+                  &in.learnable_bias, &in.gates})
+    *t = f32(*t);
+  auto y = aggregated_attention_cpu(in);  // [B, N, C] gated heads, fp32
   if (debug) debug->gates = gates;
   return cpu_gemm::linear(y, proj->weight, proj->bias);
 }
