@@ -38,6 +38,12 @@ void report(const std::string& name, const Timing& t, const std::string& extra) 
   std::fflush(stdout);
 }
 
+double max_rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
+  const auto r = ref.to(torch::kCPU, torch::kFloat64);
+  return (out.to(torch::kCPU, torch::kFloat64) - r).abs().max().item<double>() /
+         std::max(r.abs().max().item<double>(), 1e-30);
+}
+
 GemmRate gemm_rate(const std::function<void()>& fn, const Timing& t, torch::Dtype dtype) {
   static std::map<torch::Dtype, double> peaks;
   GemmRate r;

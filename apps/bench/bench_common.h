@@ -59,6 +59,10 @@ GemmRate gemm_rate(const std::function<void()>& fn, const Timing& t, torch::Dtyp
 std::string gemm_rate_text(const GemmRate& r);
 nlohmann::json gemm_rate_json(const GemmRate& r);
 
+// max |out - ref| / max |ref| in fp64: the error of a reduced-precision run against the same model in fp32 (the
+// measure scripts/bench-official.py gives the official code's autocast and ONNX modes).
+double max_rel_err(const torch::Tensor& out, const torch::Tensor& ref);
+
 int bench_attention(const BenchOptions& o);
 int bench_dit(const BenchOptions& o);
 int bench_vit(const BenchOptions& o);

@@ -114,8 +114,15 @@ int bench_dit(const BenchOptions& o) {
     if (!cuda) {
       const auto rate = gemm_rate([&] { model->forward(x, t, y); }, tm, gemm_dtype(precision));
       std::printf("  %s\n", gemm_rate_text(rate).c_str());
-      std::fflush(stdout);
       results.back().update(gemm_rate_json(rate));
+      if (precision != Precision::kFp32) {  // error against the same weights in fp32, on the same input
+        dit::DiT ref_model = dit::build_dit(cfg, o.weights, torch::kCPU, torch::kFloat32);
+        if (o.weights.empty()) dit::init_random_weights(*ref_model, 0);
+        const double err = max_rel_err(model->forward(x, t, y), ref_model->forward(x.to(torch::kFloat32), t, y));
+        std::printf("  error vs fp32: max|out - fp32| / max|fp32| = %.2e\n", err);
+        results.back()["rel_err_vs_fp32"] = err;
+      }
+      std::fflush(stdout);
     }
     if (against) {
       const auto* off = against->official_case("dit", "model", cfg.name, b);

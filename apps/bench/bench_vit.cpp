@@ -95,6 +95,7 @@ int bench_vit(const BenchOptions& o) {
   for (const auto& c : cases) {
     if (!selected(o, c)) continue;
     auto cfg = vit::vit_preset(c.preset);
+    torch::manual_seed(0);  // random weights: the same for the fp32 reference below
     auto model = vit::build_vit(cfg, o.weights, torch::kCPU, torch::kFloat32);
     vit::apply_vit_precision(model, device, precision);
     auto x = torch::randn({batch, 3, cfg.img_size, cfg.img_size}, torch::TensorOptions().device(device).dtype(dtype));
@@ -131,8 +132,16 @@ int bench_vit(const BenchOptions& o) {
     if (!device.is_cuda()) {
       const auto rate = gemm_rate([&] { model->forward(x); }, t, gemm_dtype(precision));
       std::printf("  %s\n", gemm_rate_text(rate).c_str());
-      std::fflush(stdout);
       results.back().update(gemm_rate_json(rate));
+      if (precision != Precision::kFp32) {  // error against the same weights in fp32, on the same input
+        torch::manual_seed(0);
+        auto ref_model = vit::build_vit(cfg, o.weights, torch::kCPU, torch::kFloat32);
+        ref_model->eval();
+        const double err = max_rel_err(model->forward(x), ref_model->forward(x.to(torch::kFloat32)));
+        std::printf("  error vs fp32: max|out - fp32| / max|fp32| = %.2e\n", err);
+        results.back()["rel_err_vs_fp32"] = err;
+      }
+      std::fflush(stdout);
     }
     if (against)
       results.back().update({{"official_images_per_second", official_img_s}, {"ours_over_official", img_s / official_img_s}});
