@@ -40,6 +40,14 @@ using dnnl::memory;
 using Dt = memory::data_type;
 using Tag = memory::format_tag;
 
+bool pack_weights() {
+  static const bool on = [] {
+    const char* v = std::getenv("MOH_CPU_GEMM_PACK");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 dnnl::engine& cpu_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
   return e;
@@ -94,7 +102,8 @@ class Cache {
     try {
       const auto wt = static_cast<Dt>(key.weight_type);
       memory::desc src({key.m, key.k}, wt, Tag::ab);
-      memory::desc wei({key.k, key.n}, wt, Tag::any);  // the kernel picks its packed layout
+      // packed: the kernel picks its layout; plain: the weight's own [out, in] memory (oneDNN's "ba")
+      memory::desc wei({key.k, key.n}, wt, pack_weights() ? Tag::any : Tag::ba);
       memory::desc dst({key.m, key.n}, wt, Tag::ab);
       dnnl::post_ops ops;
       if (key.epilogue != int(Epilogue::kNone))
@@ -195,7 +204,12 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w, cons
     if (!p.supported) return {};
     matmul = p.matmul;
     scratch_md = p.pd.scratchpad_desc();
-    weights = cache().packed(w, p.pd.weights_desc());
+    if (pack_weights()) weights = cache().packed(w, p.pd.weights_desc());
+  }
+  torch::Tensor w_plain;
+  if (!pack_weights()) {
+    w_plain = w.contiguous();
+    weights = memory(memory::desc({K, N}, Dt(key.weight_type), Tag::ba), cpu_engine(), w_plain.data_ptr());
   }
   auto out_sizes = x.sizes().vec();
   out_sizes.back() = N;
@@ -290,6 +304,14 @@ std::string describe() {
 }
 
 uint64_t linear_flops() { return g_flops.load(); }
+
+bool packs_weights() {
+#ifdef MOH_WITH_ONEDNN
+  return pack_weights();
+#else
+  return false;
+#endif
+}
 
 size_t cached_weight_count() {
 #ifdef MOH_WITH_ONEDNN

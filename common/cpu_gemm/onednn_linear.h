@@ -11,7 +11,9 @@
 // oneDNN, or MOH_CPU_GEMM=torch in the environment: torch::linear (+ torch::gelu) does the same computation.
 //
 // Packed weights are cached per weight tensor (its storage, offset, shape and version counter: an in-place update
-// such as an optimizer step is seen), held weakly: a weight that is freed drops its packed copy.
+// such as an optimizer step is seen), held weakly: a weight that is freed drops its packed copy. The packed copies
+// cost one more copy of the Linear weights in memory (MoH-ViT-S-80: peak RSS of moh-classify at batch 1 642 MiB
+// instead of 449); MOH_CPU_GEMM_PACK=0 runs oneDNN on the weights as they are (458 MiB; about 10 % slower DiT GEMMs).
 #pragma once
 #include <torch/torch.h>
 
@@ -40,6 +42,9 @@ std::string describe();
 // Multiply-add FLOPs (2 * rows * in * out) of every linear() call since the program started, on any path: the
 // benchmarks' "GFLOP/s" (moh-bench) is this count per forward over its time.
 uint64_t linear_flops();
+
+// Whether weights are packed (MOH_CPU_GEMM_PACK is not "0"; read once).
+bool packs_weights();
 
 // Packed weights currently cached (tests: a freed weight's pack is dropped).
 size_t cached_weight_count();
