@@ -224,9 +224,18 @@ torch::Tensor onednn_linear(const torch::Tensor& x, const torch::Tensor& w, cons
       {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}, {DNNL_ARG_SCRATCHPAD, scratch}};
   if (bias.defined())
     args.emplace(DNNL_ARG_BIAS, memory(memory::desc({1, N}, Dt(key.bias_type), Tag::ab), eng, bias.data_ptr()));
-  dnnl::stream s(eng);
-  matmul.execute(s, args);
-  s.wait();
+  try {
+    dnnl::stream s(eng);
+    matmul.execute(s, args);
+    s.wait();
+  } catch (const dnnl::error&) {
+    // Seen with oneDNN 2.6's "gemm:jit" matmul (its choice under DNNL_MAX_CPU_ISA=AVX2) inside a process with
+    // PyPI torch 2.11's OpenMP runtime: "could not execute a primitive". y is discarded; this shape goes to LibTorch
+    // from now on.
+    std::lock_guard<std::mutex> lock(cache().mutex);
+    cache().primitives[key].supported = false;
+    return {};
+  }
   return y;
 }
 
