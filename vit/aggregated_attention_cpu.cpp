@@ -14,7 +14,7 @@
 namespace moh::vit {
 
 bool aggregated_attention_cpu_applicable(const torch::Tensor& x) {
-  return x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+  return x.device().is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) &&
          !(torch::GradMode::is_enabled() && x.requires_grad());
 }
 

@@ -12,7 +12,9 @@
 namespace moh::vit {
 
 
-// True when the fused kernel can run x: CPU, float32, and x needs no gradient (callers also check their parameters).
+// True when the fused CPU path can take x: CPU, float32 or bfloat16 (mixed precision: AggregatedAttention's
+// forward_fused_cpu hands the kernel fp32 inputs), and x needs no gradient (callers also check their parameters
+// and that x has their GEMM weights' dtype).
 bool aggregated_attention_cpu_applicable(const torch::Tensor& x);
 
 // Returns the gated per-head outputs written head-major as [B, N, C] (the input of `proj`).

@@ -154,9 +154,7 @@ torch::Tensor AggregatedAttentionImpl::forward(const torch::Tensor& x, int64_t H
     for (const auto& p : parameters()) needs_grad = needs_grad || p.requires_grad();
   }
   // fp32, and mixed precision (bf16 GEMM weights, x in bf16): the fused kernel computes the attention in fp32
-  const bool mixed = x.scalar_type() == torch::kBFloat16 && q->weight.scalar_type() == torch::kBFloat16;
-  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(mixed ? x.to(torch::kFloat32) : x) &&
-      (q->weight.scalar_type() == x.scalar_type()))
+  if (use_fused_cpu_ && !needs_grad && aggregated_attention_cpu_applicable(x) && q->weight.scalar_type() == x.scalar_type())
     return forward_fused_cpu(x, H, W, tables, debug);
 #ifdef MOH_WITH_CUDA
   if (!needs_grad && x.is_cuda() && cuda::vit_aggregated_kernel_enabled()) return forward_fused_cuda(x, H, W, tables, debug);
