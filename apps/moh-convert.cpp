@@ -2,6 +2,8 @@
 // key names. Thin CLI over common/weights/convert_weights.h (restricted unpickler, nothing executed; streamed tensor by
 // tensor so memory stays flat; written atomically). Metadata: source file name and sha256, the entry used,
 // the dtype policy, the training `args` when present, and with --model the preset's kind and config.
+// --to-moh CONFIG: a dense DiT / TransNeXt becomes a MoH model of that config (common/moh/dense_to_moh.h), checked by
+// loading it strictly into the target model before it is written.
 // Exit codes: 0 written, 1 bad input, 2 unsupported request.
 #include <CLI/CLI.hpp>
 #include <cstdint>
@@ -15,8 +17,15 @@
 #include "apps/app_main.h"
 #include "common/weights/convert_weights.h"
 #include "common/error.h"
+#include "common/moh/dense_to_moh.h"
+#include "common/weights/safetensors.h"
+#include "common/weights/state_dict.h"
 #include "dit/config.h"
+#include "dit/model.h"
+#include "dit/routes.h"
 #include "vit/config.h"
+#include "vit/model.h"
+#include "vit/routes.h"
 
 namespace {
 
@@ -57,6 +66,54 @@ void add_model_metadata(const std::string& model, std::map<std::string, std::str
   }
 }
 
+// --to-moh: the converted tensors are loaded strictly into the target model (every key, every shape) before
+// anything is written; the temporary plain conversion next to `out` is removed whatever happens.
+int convert_dense_to_moh(moh::ConvertOptions co, const std::string& target, uint64_t seed) {
+  std::map<std::string, std::string> target_meta;
+  add_model_metadata(target, target_meta);
+  const bool is_vit = target_meta.at("kind") == "vit";
+  std::vector<moh::AttentionLayerGates> layers;
+  std::shared_ptr<torch::nn::Module> model;  // the target, for the strict check
+  if (is_vit) {
+    const auto cfg = moh::vit::vit_config_from_json(nlohmann::json::parse(target_meta.at("config")), "--to-moh");
+    MOH_CHECK(cfg.moh, "--to-moh '", target, "' is a dense model; give the MoH config to convert to");
+    for (const auto& l : moh::vit::vit_route_layers(cfg)) layers.push_back({l.name + ".attn", l.gates});
+    model = std::make_shared<moh::vit::TransNeXtImpl>(cfg);
+  } else {
+    const auto cfg = moh::dit::DiTConfig::from_json(nlohmann::json::parse(target_meta.at("config")), "--to-moh");
+    MOH_CHECK(cfg.moh, "--to-moh '", target, "' is a dense model; give the MoH config to convert to");
+    for (const auto& l : moh::dit::dit_route_layers(cfg)) layers.push_back({l.name + ".attn", l.gates});
+    model = std::make_shared<moh::dit::DiTImpl>(cfg);
+  }
+  const std::string out = co.output, tmp = co.output + ".dense.tmp";
+  co.output = tmp;
+  struct RemoveTmp {
+    std::string path;
+    ~RemoveTmp() { std::remove(path.c_str()); }
+  } remove_tmp{tmp};
+  const auto r = moh::convert_to_safetensors(co);
+  moh::SafetensorsFile dense_file(tmp);
+  std::vector<std::pair<std::string, torch::Tensor>> dense;
+  for (const auto& name : dense_file.names()) dense.emplace_back(name, dense_file.tensor(name));
+  const auto converted = moh::add_router_layers(dense, layers, seed);
+  moh::LoadOptions lo;
+  lo.source = "'" + co.input + "' converted to '" + target + "' (the dense model's architecture must match the "
+              "target's except the routing)";
+  moh::load_state_dict(*model, {converted.begin(), converted.end()}, lo);
+
+  auto meta = dense_file.metadata();
+  for (const char* stale : {"test_accuracy", "steps", "weights"}) meta.erase(stale);  // they described the dense model
+  for (const auto& [k, v] : target_meta) meta[k] = v;
+  meta["format"] = "moh-model-v1";
+  meta["moh_conversion"] = nlohmann::json{{"from", co.input}, {"router_init", "wg_1 = wg_0 = 0, wg ~ N(0, 0.02^2)"},
+                                          {"seed", seed}}.dump();
+  moh::write_safetensors(out, converted, meta);
+  std::cout << "moh-convert: wrote '" << out << "': " << converted.size() << " tensors (" << converted.size() - dense.size()
+            << " router layers added to " << r.tensors << " dense tensors from " << r.source_description << "), "
+            << target_meta.at("kind") << " model '" << target_meta.at("model") << "'\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +129,13 @@ int main(int argc, char** argv) {
     app.add_option("--dtype", dtype, "keep|fp32|fp16|bf16: floating-point tensors are cast (default keep)");
     app.add_option("--model", model, "preset or config .json to record in the metadata (e.g. moh-vit-s-80, "
                                       "MoH-DiT-XL/2-90)");
+    std::string to_moh;
+    uint64_t seed = 0;
+    app.add_option("--to-moh", to_moh, "convert a dense DiT / TransNeXt to this MoH preset or config .json (same "
+                   "widths, depths and head counts; shared_head / routed_head choose the heads): its router layers "
+                   "start so that every shared head weighs 1 and each token keeps routed_head routed heads; then "
+                   "continue-tune with moh-train --init-from")->excludes("--model");
+    app.add_option("--seed", seed, "--to-moh: seed of the initial routed-head router weights (default 0)");
     int threads = 0;
     moh::add_threads_option(app, threads);
     if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;
@@ -82,6 +146,7 @@ int main(int argc, char** argv) {
     co.key = key;
     co.dtype = moh::with_flag("--dtype", [&] { return moh::parse_convert_dtype(dtype); });
     co.dtype_name = dtype == "keep" ? "" : dtype;
+    if (!to_moh.empty()) return convert_dense_to_moh(co, to_moh, seed);
     if (!model.empty()) add_model_metadata(model, co.metadata);  // before reading anything: a typo fails fast
     const auto r = moh::convert_to_safetensors(co);
     std::cout << "moh-convert: wrote '" << out << "': " << r.tensors << " tensors, " << r.data_bytes << " bytes of "

@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
     auto* o_seed = app.add_option("--seed", seed, "seed of init, data order, augmentation and noise");
     auto* o_device = app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
     auto* o_resume = app.add_option("--resume", resume, "continue from this checkpoint (.ckpt.safetensors)");
+    std::string init_from;
+    auto* o_init = app.add_option("--init-from", init_from, "start from these weights (.safetensors with --config's "
+                                  "architecture, e.g. moh-convert --to-moh output) instead of the random init; a "
+                                  "new run: fresh optimizer, schedule and EMA")->excludes(o_resume);
     auto* o_ckpt = app.add_option("--ckpt", ckpt, "checkpoint to write (default: <out without .safetensors>.ckpt.safetensors)");
     auto* o_ckpt_every = app.add_option("--ckpt-every", ckpt_every, "also checkpoint every N steps");
     auto* o_log = app.add_option("--log-every", log_every, "steps per log line");
@@ -89,6 +93,7 @@ int main(int argc, char** argv) {
       if (o_seed->count()) c.seed = seed;
       if (o_device->count()) c.device = device;
       if (o_resume->count()) c.resume = resume;
+      if (o_init->count()) c.init_from = init_from;
       if (o_ckpt->count()) c.ckpt = ckpt;
       else if (c.ckpt.empty() && !c.out.empty()) {
         const std::string ext = ".safetensors";

@@ -1,5 +1,5 @@
-// MoH-DiT configurations: presets (SkyworkAI/MoH MoH-DiT/models.py `MoH_DiT_*_2_*`, `DiT_models`), JSON and the
-// `--model` resolver.
+// MoH-DiT configurations: presets (SkyworkAI/MoH MoH-DiT/models.py `MoH_DiT_*_2_*`, `DiT_models`; the dense
+// facebookresearch/DiT models.py `DiT_models`), JSON and the `--model` resolver.
 #include "dit/config.h"
 
 #include <algorithm>
@@ -39,6 +39,14 @@ DiTConfig make_preset(const std::string& name, int64_t depth, int64_t hidden, La
   return c;
 }
 
+// A dense facebookresearch/DiT registry entry (`DiT_XL_2` ...): plain attention, every head used.
+DiTConfig make_dense_preset(const std::string& name, int64_t depth, int64_t hidden, int64_t patch, int64_t heads) {
+  DiTConfig c = make_preset(name, depth, hidden, Layers(depth, heads), 0, Layers(depth, heads), Layers(depth, 0));
+  c.patch_size = patch;
+  c.moh = false;
+  return c;
+}
+
 const std::vector<DiTConfig>& presets() {
   static const std::vector<DiTConfig> all = {
       make_preset("MoH-DiT-XL/2-90", 28, 1152, rep({{8, 9}, {16, 10}, {24, 9}}), 72, rep({{8, 9}, {16, 19}}),
@@ -56,6 +64,12 @@ const std::vector<DiTConfig>& presets() {
       make_preset("MoH-DiT-S/2-90", 12, 384, rep({{6, 12}}), 0, rep({{3, 8}, {6, 4}}), rep({{2, 8}, {0, 4}})),
       make_preset("MoH-DiT-S/2-75", 12, 384, rep({{6, 12}}), 0, rep({{2, 2}, {3, 8}, {6, 2}}),
                   rep({{1, 6}, {2, 4}, {0, 2}})),
+      make_dense_preset("DiT-XL/2", 28, 1152, 2, 16), make_dense_preset("DiT-XL/4", 28, 1152, 4, 16),
+      make_dense_preset("DiT-XL/8", 28, 1152, 8, 16), make_dense_preset("DiT-L/2", 24, 1024, 2, 16),
+      make_dense_preset("DiT-L/4", 24, 1024, 4, 16),  make_dense_preset("DiT-L/8", 24, 1024, 8, 16),
+      make_dense_preset("DiT-B/2", 12, 768, 2, 12),   make_dense_preset("DiT-B/4", 12, 768, 4, 12),
+      make_dense_preset("DiT-B/8", 12, 768, 8, 12),   make_dense_preset("DiT-S/2", 12, 384, 2, 6),
+      make_dense_preset("DiT-S/4", 12, 384, 4, 6),    make_dense_preset("DiT-S/8", 12, 384, 8, 6),
   };
   return all;
 }
@@ -93,7 +107,8 @@ Layers per_layer(const nlohmann::json& v, int64_t depth, const std::string& key,
 }  // namespace
 
 MoHGateConfig DiTConfig::gate_config(int64_t layer) const {
-  return {num_heads.at(layer), shared_head.at(layer), routed_head.at(layer), /*allow_single_shared=*/false};
+  return {num_heads.at(layer), shared_head.at(layer), routed_head.at(layer), /*allow_single_shared=*/false,
+          /*dense=*/!moh};
 }
 
 void DiTConfig::validate(const std::string& where) const {
@@ -111,6 +126,10 @@ void DiTConfig::validate(const std::string& where) const {
               "head_dim) need ", depth, " entries (depth), got ", list->size());
   for (int64_t i = 0; i < depth; ++i) {
     MOH_CHECK(head_dim[i] > 0, w, ": layer ", i, ": head_dim must be positive (got ", head_dim[i], ")");
+    if (!moh)
+      MOH_CHECK(head_dim[i] * num_heads[i] == hidden_size, w, ": layer ", i, ": the dense DiT (moh false) uses ",
+                "head_dim = hidden_size / num_heads = ", hidden_size, " / ", num_heads[i], "; got head_dim ",
+                head_dim[i]);
     gate_config(i).validate(w + ", layer " + std::to_string(i));
   }
 }
@@ -130,7 +149,7 @@ nlohmann::json DiTConfig::to_json() const {
           {"class_dropout_prob", class_dropout_prob},
           {"num_classes", num_classes},
           {"learn_sigma", learn_sigma},
-          {"moh", true}};
+          {"moh", moh}};
 }
 
 DiTConfig DiTConfig::from_json(const nlohmann::json& j_in, const std::string& where) {
@@ -150,8 +169,11 @@ DiTConfig DiTConfig::from_json(const nlohmann::json& j_in, const std::string& wh
     for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
     throw Error(where + ": unknown key '" + it.key() + "' (known keys: " + list + ")");
   }
-  for (const char* req : {"hidden_size", "depth", "num_heads", "shared_head", "routed_head"})
-    MOH_CHECK(j.contains(req), where, ": missing required key '", req, "'");
+  if (j.contains("moh")) MOH_CHECK(j["moh"].is_boolean(), where, ": 'moh' must be true or false");
+  const bool moh = j.value("moh", true);
+  std::vector<std::string> required = {"hidden_size", "depth", "num_heads"};
+  if (moh) required.insert(required.end(), {"shared_head", "routed_head"});  // the dense DiT has no router
+  for (const auto& req : required) MOH_CHECK(j.contains(req), where, ": missing required key '", req, "'");
 
   DiTConfig c;
   auto get_int = [&](const char* key, int64_t& dst) {
@@ -180,17 +202,20 @@ DiTConfig DiTConfig::from_json(const nlohmann::json& j_in, const std::string& wh
     MOH_CHECK(j["learn_sigma"].is_boolean(), where, ": 'learn_sigma' must be true or false");
     c.learn_sigma = j["learn_sigma"].get<bool>();
   }
-  if (j.contains("moh"))
-    MOH_CHECK(j["moh"] == true, where, ": 'moh' is false: plain DiT attention is not supported by this toolkit "
-              "(MoH-DiT only)");
+  c.moh = moh;
   MOH_CHECK(c.depth > 0, where, ": depth must be positive (got ", c.depth, ")");
   MOH_CHECK(c.hidden_size > 0, where, ": hidden_size must be positive (got ", c.hidden_size, ")");
 
   const bool scalar_heads = !j["num_heads"].is_array();
   c.num_heads = per_layer(j["num_heads"], c.depth, "num_heads", where);
-  c.shared_head = per_layer(j["shared_head"], c.depth, "shared_head", where);
-  c.routed_head = per_layer(j["routed_head"], c.depth, "routed_head", where);
   for (auto h : c.num_heads) MOH_CHECK(h > 0, where, ": num_heads entries must be positive");
+  if (moh) {
+    c.shared_head = per_layer(j["shared_head"], c.depth, "shared_head", where);
+    c.routed_head = per_layer(j["routed_head"], c.depth, "routed_head", where);
+  } else {  // dense: every head, no router (the official DiT block ignores shared_head / routed_head)
+    c.shared_head = c.num_heads;
+    c.routed_head.assign(c.depth, 0);
+  }
   // Official rule: an int num_heads forces head_dim = None (hidden / heads) in every layer.
   nlohmann::json hd = (scalar_heads || !j.contains("head_dim")) ? nlohmann::json(nullptr) : j["head_dim"];
   c.head_dim = per_layer(hd, c.depth, "head_dim", where, int64_t{0});
@@ -224,8 +249,9 @@ DiTConfig dit_preset(const std::string& name) {
   if (const auto* p = find_preset(name)) return *p;
   std::string list;
   for (const auto& n : dit_preset_names()) list += (list.empty() ? "" : ", ") + n;
-  throw Error("unknown MoH-DiT model '" + name + "': known presets are " + list +
-              " (lowercase dashed aliases like moh-dit-xl-2-90 work too), or pass a path to a .json config");
+  throw Error("unknown DiT model '" + name + "': known presets are " + list +
+              " (lowercase dashed aliases like moh-dit-xl-2-90 or dit-xl-2 work too), or pass a path to a .json "
+              "config");
 }
 
 DiTConfig load_dit_config(const std::string& json_path) {

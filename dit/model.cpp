@@ -109,6 +109,7 @@ DiTBlockImpl::DiTBlockImpl(const DiTConfig& cfg, int64_t layer) {
   ao.num_heads = cfg.num_heads.at(layer);
   ao.shared_head = cfg.shared_head.at(layer);
   ao.routed_head = cfg.routed_head.at(layer);
+  ao.dense = !cfg.moh;
   ao.head_dim = cfg.head_dim.at(layer);
   ao.qkv_bias = true;
   attn = register_module("attn", MoHAttention(ao));

@@ -19,8 +19,9 @@ struct MoHAttentionOptions {
   int64_t head_dim = 0;     // d; 0 = dim / num_heads (official head_dim=None). h*d may differ from C.
   bool qkv_bias = true;     // DiT blocks always use True
   bool qk_norm = false;     // LayerNorm(d, eps 1e-5, affine) on q and k; DiT blocks never use it
+  bool dense = false;       // plain timm `Attention` (facebookresearch/DiT; official MoH-DiT moh=False): no router
   int64_t resolved_head_dim() const { return head_dim > 0 ? head_dim : dim / num_heads; }
-  MoHGateConfig gate_config() const { return {num_heads, shared_head, routed_head, false}; }
+  MoHGateConfig gate_config() const { return {num_heads, shared_head, routed_head, false, dense}; }
 };
 
 // Optional intermediates for parity checks (filled only when a pointer is passed).

@@ -116,6 +116,7 @@ DiTTrainResult train_dit(const DiTConfig& cfg_in, const DiTTrainOptions& options
   for (auto& p : model->named_parameters(true))
     p.value().set_requires_grad(p.key() != "pos_embed");  // official: pos_embed is a frozen nn.Parameter
   init_dit_for_training(model, co.seed);
+  if (!co.init_from.empty()) load_init_weights(co.init_from, "dit", *model);
   model->to(device);
 
   auto diffusion = GaussianDiffusion::create("", cfg.learn_sigma, options.diffusion_steps);

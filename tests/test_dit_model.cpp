@@ -29,21 +29,27 @@ std::string golden_model_path() { return moh::test::data_path("golden/dit_model.
 
 }  // namespace
 
-TEST_CASE("Tiny MoH-DiT matches the official forward, forward_with_cfg and every intermediate", "[dit]") {
-  moh::GoldenFile g(golden_model_path());
-  REQUIRE(g.family() == "dit_model");
+TEST_CASE("Tiny MoH-DiT and dense DiT match the official forward, forward_with_cfg and every intermediate",
+          "[dit]") {
+  // dit_model.safetensors: MoH-DiT (SkyworkAI/MoH); dit_model_dense.safetensors: facebookresearch/DiT.
+  const auto files = moh::test::data_glob("golden/dit_model*.safetensors");
+  REQUIRE(files.size() >= 2);
   torch::NoGradGuard no_grad;
-  const auto checks = moh::dit::model_parity_runners().at("dit_model")(g);
-  std::set<std::string> names;
-  for (auto& c : checks) names.insert(c.name);
-  // Every mid.* tensor of the file must have been compared, plus both outputs.
-  for (const auto& n : g.names_with_prefix("mid.")) {
-    INFO("intermediate not compared: " << n);
-    CHECK(names.count(n) == 1);
+  for (const auto& f : files) {
+    moh::GoldenFile g(f);
+    REQUIRE(g.family() == "dit_model");
+    const auto checks = moh::dit::model_parity_runners().at("dit_model")(g);
+    std::set<std::string> names;
+    for (auto& c : checks) names.insert(c.name);
+    // Every mid.* tensor of the file must have been compared, plus both outputs.
+    for (const auto& n : g.names_with_prefix("mid.")) {
+      INFO(f << ": intermediate not compared: " << n);
+      CHECK(names.count(n) == 1);
+    }
+    CHECK(names.count("out.y") == 1);
+    CHECK(names.count("out.cfg_y") == 1);
+    require_checks_pass(checks, g.path());
   }
-  CHECK(names.count("out.y") == 1);
-  CHECK(names.count("out.cfg_y") == 1);
-  require_checks_pass(checks, g.path());
 }
 
 TEST_CASE("forward_with_cfg guides 3 channels by default and all eps channels on request", "[dit]") {
@@ -84,8 +90,9 @@ TEST_CASE("pos_embed is initialised with the official 2-D sin-cos table", "[dit]
   CHECK_FALSE(model->pos_embed.requires_grad());
 }
 
-TEST_CASE("Every MoH-DiT preset has exactly the official state_dict names, shapes and order", "[dit]") {
-  const auto files = moh::test::data_glob("golden/manifests/moh_dit_*.json");
+TEST_CASE("Every MoH-DiT and dense DiT preset has exactly the official state_dict names, shapes and order", "[dit]") {
+  // moh_dit_*.json: SkyworkAI/MoH DiT_models; dit_*.json: facebookresearch/DiT DiT_models.
+  const auto files = moh::test::data_glob("golden/manifests/*dit_*.json");
   REQUIRE(files.size() == moh::dit::dit_preset_names().size());
   std::set<std::string> seen;
   for (const auto& f : files) {
@@ -105,6 +112,8 @@ TEST_CASE("Every MoH-DiT preset has exactly the official state_dict names, shape
     CHECK(from_manifest.hidden_size == cfg.hidden_size);
     CHECK(from_manifest.depth == cfg.depth);
     CHECK(from_manifest.out_channels() == j.at("config").at("out_channels").get<int64_t>());
+    CHECK(from_manifest.moh == cfg.moh);
+    CHECK(cfg.patch_size == j.at("config").at("patch_size").get<int64_t>());
 
     moh::dit::DiT model(cfg);  // parameters are not initialised: instant even for XL
     const auto ours = moh::state_dict(*model);

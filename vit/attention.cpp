@@ -48,6 +48,7 @@ MoHGateConfig AttentionOptions::gate_config() const {
   g.shared_head = shared_head;
   g.routed_head = routed_head;
   g.allow_single_shared = true;  // MoH-ViT gates hs == 1 with a constant 1
+  g.dense = dense;
   return g;
 }
 

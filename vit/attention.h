@@ -19,6 +19,7 @@ struct AttentionOptions {
   bool qkv_bias = true;
   int64_t shared_head = 0;
   int64_t routed_head = 0;
+  bool dense = false;  // plain TransNeXt attention (DaiShiResearch/TransNeXt): no router, every head weight 1
   // Aggregated attention only.
   int64_t window_size = 3;
   int64_t sr_ratio = 1;

@@ -1,4 +1,5 @@
-// MoH-ViT configs: presets mirror the four builders at the end of SkyworkAI/MoH MoH-ViT/transnext.py; the checks in
+// MoH-ViT configs: presets mirror the four builders at the end of SkyworkAI/MoH MoH-ViT/transnext.py and the four of
+// DaiShiResearch/TransNeXt classification/transnext.py (dense: transnext_micro ... transnext_base); the checks in
 // validate() restate the asserts and implicit shape assumptions of transnext.TransNeXt / attention_native.py.
 #include "vit/config.h"
 
@@ -28,6 +29,14 @@ ViTConfig make_preset(const std::string& name, std::vector<int64_t> dims, std::v
   return c;
 }
 
+// A dense TransNeXt builder: every head used, no router.
+ViTConfig make_dense_preset(const std::string& name, std::vector<int64_t> dims, std::vector<int64_t> heads,
+                            std::vector<int64_t> depths) {
+  ViTConfig c = make_preset(name, std::move(dims), heads, std::move(depths), heads, {0, 0, 0, 0});
+  c.moh = false;
+  return c;
+}
+
 const std::vector<ViTConfig>& presets() {
   static const std::vector<ViTConfig> p = {
       make_preset("moh_transnext_small_75", {72, 144, 288, 576}, {3, 6, 12, 24}, {5, 5, 22, 5}, {3, 6, 3, 4},
@@ -38,6 +47,10 @@ const std::vector<ViTConfig>& presets() {
                   {2, 4, 6, 8}),
       make_preset("moh_transnext_base_75", {96, 192, 384, 768}, {4, 8, 16, 32}, {5, 5, 23, 5}, {4, 8, 4, 5},
                   {0, 0, 8, 16}),
+      make_dense_preset("transnext_micro", {48, 96, 192, 384}, {2, 4, 8, 16}, {2, 2, 15, 2}),
+      make_dense_preset("transnext_tiny", {72, 144, 288, 576}, {3, 6, 12, 24}, {2, 2, 15, 2}),
+      make_dense_preset("transnext_small", {72, 144, 288, 576}, {3, 6, 12, 24}, {5, 5, 22, 5}),
+      make_dense_preset("transnext_base", {96, 192, 384, 768}, {4, 8, 16, 32}, {5, 5, 23, 5}),
   };
   return p;
 }
@@ -145,6 +158,11 @@ void ViTConfig::validate(const std::string& where) const {
     }
     // MoH gate structure (spec/moh-attention.md §2): which combinations the official code can run.
     const auto hs = shared_head[s], hr = routed_head[s];
+    if (!moh) {
+      MOH_CHECK(hs == h && hr == 0, w, ": stage ", s + 1, " of a dense TransNeXt (moh false) uses every head: ",
+                "shared_head must be num_heads (", h, ") and routed_head 0; got ", hs, " / ", hr);
+      continue;
+    }
     MOH_CHECK(hs >= 0 && hs <= h && hr >= 0 && hr <= h - hs, w, ": stage ", s + 1, " shared_head ", hs,
               " / routed_head ", hr, " do not fit num_heads ", h, " (need 0 <= routed <= heads - shared)");
     if (hr == 0)
@@ -211,12 +229,15 @@ ViTConfig vit_config_from_json(const nlohmann::json& j_in, const std::string& wh
       else if (k == "shared_head") c.shared_head = v.get<std::vector<int64_t>>();
       else if (k == "routed_head") c.routed_head = v.get<std::vector<int64_t>>();
       else if (k == "norm_eps") c.norm_eps = v.get<double>();
+      else if (k == "moh") c.moh = v.get<bool>();
       else if (k == "class_names") c.class_names = v.get<std::vector<std::string>>();
       else if (!derived.count(k))
         throw Error(where + ": unknown key '" + k + "' (known: name, base, img_size, pretrain_size, patch_size, "
                     "in_chans, num_classes, embed_dims, num_heads, mlp_ratios, depths, sr_ratios, window_size, "
-                    "fixed_pool_size, qkv_bias, shared_head, routed_head, norm_eps, class_names)");
+                    "fixed_pool_size, qkv_bias, shared_head, routed_head, moh, norm_eps, class_names)");
     }
+    if (!c.moh && !j.contains("shared_head")) c.shared_head = c.num_heads;  // dense: every head, no router
+    if (!c.moh && !j.contains("routed_head")) c.routed_head.assign(c.num_heads.size(), 0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(where + ": wrong value type (" + e.what() + ")");
   }
@@ -244,6 +265,7 @@ nlohmann::json vit_config_to_json(const ViTConfig& c) {
   j["qkv_bias"] = c.qkv_bias;
   j["shared_head"] = c.shared_head;
   j["routed_head"] = c.routed_head;
+  if (!c.moh) j["moh"] = false;
   j["norm_eps"] = c.norm_eps;
   if (!c.class_names.empty()) j["class_names"] = c.class_names;
   return j;

@@ -1,5 +1,7 @@
 // MoH-ViT (MoH-TransNeXt) configuration: the constructor arguments of the official `transnext.TransNeXt` plus the
-// four released builders (SkyworkAI/MoH MoH-ViT/transnext.py: moh_transnext_{small_75,small_80,base_50,base_75}).
+// four released builders (SkyworkAI/MoH MoH-ViT/transnext.py: moh_transnext_{small_75,small_80,base_50,base_75})
+// and the four dense TransNeXt builders (DaiShiResearch/TransNeXt classification/transnext.py:
+// transnext_{micro,tiny,small,base}).
 // Configs are data: named presets, JSON load/save, and a resolver for `--model` (preset name or .json file).
 #pragma once
 #include <cstdint>
@@ -29,6 +31,9 @@ struct ViTConfig {
   bool qkv_bias = true;
   std::vector<int64_t> shared_head;
   std::vector<int64_t> routed_head;
+  // false: the dense TransNeXt baseline (plain multi-head attention, no router; its checkpoints have no wg keys).
+  // shared_head = num_heads and routed_head = 0 then (filled in when absent from a JSON config).
+  bool moh = true;
   double norm_eps = 1e-6;  // block norm1/norm2 and stage norms (patch-embed and pool norms keep 1e-5)
   // Optional display names of the classes (num_classes entries); ImageNet names are used for 1000-class models.
   std::vector<std::string> class_names;
@@ -54,7 +59,8 @@ struct ViTConfig {
   std::string class_name(int64_t index) const;  // class_names[index] if given, else ""
 };
 
-// Named presets: canonical official names (moh_transnext_small_75, ...) and aliases (moh-vit-s-75, MoH-ViT-S-75).
+// Named presets: canonical official names (moh_transnext_small_75, ..., transnext_micro, ...) and aliases
+// (moh-vit-s-75, MoH-ViT-S-75, transnext-micro).
 std::vector<std::string> vit_preset_names();  // canonical names
 bool is_vit_preset(const std::string& name);
 ViTConfig vit_preset(const std::string& name);  // throws moh::Error listing the presets

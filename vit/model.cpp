@@ -103,6 +103,7 @@ TransNeXtImpl::TransNeXtImpl(const ViTConfig& cfg) : cfg_(cfg) {
     o.qkv_bias = cfg_.qkv_bias;
     o.shared_head = cfg_.shared_head[s];
     o.routed_head = cfg_.routed_head[s];
+    o.dense = !cfg_.moh;
     o.sr_ratio = cfg_.sr_ratios[s];
     o.window_size = cfg_.window_size[s];
     o.pool_size = {key, key};

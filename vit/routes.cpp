@@ -16,6 +16,7 @@ std::vector<RouteLayer> vit_route_layers(const ViTConfig& cfg) {
       l.gates.shared_head = cfg.shared_head[s];
       l.gates.routed_head = cfg.routed_head[s];
       l.gates.allow_single_shared = true;
+      l.gates.dense = !cfg.moh;
       l.grid_h = l.grid_w = cfg.resolution(s);
       out.push_back(l);
     }

@@ -162,6 +162,7 @@ ViTTrainResult train_vit(const ViTConfig& cfg_in, const FmnistPreprocess& pre, c
   torch::manual_seed(co.seed);  // the constructors draw query_embedding & co. from the global generator
   TransNeXt model(cfg);
   init_vit_for_training(model, co.seed);
+  if (!co.init_from.empty()) load_init_weights(co.init_from, "vit", *model);
   model->to(device);
 
   TrainLoopOptions lo = co.loop_options("vit");

@@ -26,6 +26,12 @@ void MoHGateConfig::validate(const std::string& where) const {
             " must be in [0, num_heads=", num_heads, "]");
   MOH_CHECK(routed_head >= 0 && routed_head <= experts(), where, ": routed_head ", routed_head,
             " must be in [0, num_heads - shared_head = ", experts(), "]");
+  if (dense) {
+    MOH_CHECK(shared_head == num_heads && routed_head == 0, where, ": a dense (plain multi-head) layer uses every ",
+              "head: shared_head must equal num_heads (", num_heads, ") and routed_head 0; got ", shared_head, " / ",
+              routed_head);
+    return;
+  }
   if (routed_head == 0) {
     MOH_CHECK(shared_head > 1, where, ": shared_head=", shared_head, ", routed_head=0 cannot run: the official code "
               "gates every head with wg_1, which exists only when shared_head > 1");
@@ -40,6 +46,7 @@ void MoHGateConfig::validate(const std::string& where) const {
 torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const MoHGateWeights& w,
                         MoHGateDebug* debug) {
   const int64_t B = u.size(0), N = u.size(1), C = u.size(2);
+  if (cfg.dense) return torch::ones({B, N, cfg.num_heads}, u.options());  // plain attention: every head weight 1
   // The router's dtype is its weights' (the mixed policy keeps them fp32 while u may be bf16).
   const torch::Tensor& w_any = cfg.routed_head > 0 ? w.wg : w.wg_1;
   auto flat = u.reshape({B * N, C});  // [B*N, C]

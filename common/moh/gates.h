@@ -16,11 +16,14 @@ struct MoHGateConfig {
   int64_t routed_head = 0;  // hr: top-k over the E = h - hs candidates
   // MoH-ViT accepts hs == 1 with a constant shared gate of ones; the official MoH-DiT code cannot build it.
   bool allow_single_shared = false;
+  // Plain multi-head attention (the dense baselines: facebookresearch/DiT `Attention`, DaiShiResearch/TransNeXt):
+  // no router layers and every gate is exactly 1; needs shared_head == num_heads and routed_head == 0.
+  bool dense = false;
 
   int64_t experts() const { return num_heads - shared_head; }
-  bool has_wg() const { return routed_head > 0; }
-  bool has_wg0() const { return routed_head > 0 && shared_head > 0; }
-  bool has_wg1() const { return shared_head > 1; }
+  bool has_wg() const { return !dense && routed_head > 0; }
+  bool has_wg0() const { return !dense && routed_head > 0 && shared_head > 0; }
+  bool has_wg1() const { return !dense && shared_head > 1; }
   // Throws moh::Error with the reason when the official code cannot run this configuration.
   void validate(const std::string& where) const;
 };
@@ -49,7 +52,7 @@ struct MoHGateDebug {
 
 // u: [B, N, C] (the tensor that feeds qkv). The router runs in its weights' dtype (u is cast to it when they differ:
 // under the mixed precision policy the router weights stay fp32 while u may be bf16, common/runtime/precision.h) and the
-// gates [B, N, h] come back in that dtype; unselected routed heads are exactly 0.
+// gates [B, N, h] come back in that dtype; unselected routed heads are exactly 0. Dense layers: ones in u's dtype.
 torch::Tensor moh_gates(const torch::Tensor& u, const MoHGateConfig& cfg, const MoHGateWeights& w,
                         MoHGateDebug* debug = nullptr);
 

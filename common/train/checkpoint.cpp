@@ -52,4 +52,22 @@ int64_t load_train_checkpoint(const std::string& path, const std::string& kind, 
   return std::stoll(f.meta("step", "0"));
 }
 
+// ---------------------------------------------------------------- --init-from
+std::map<std::string, std::string> load_init_weights(const std::string& path, const std::string& kind,
+                                                     torch::nn::Module& model) {
+  SafetensorsFile file(path);
+  const auto& meta = file.metadata();
+  MOH_CHECK(meta.count("format") == 0 || meta.at("format") != kCkptFormat, "--init-from '", path,
+            "' is a training checkpoint; pass it to --resume to continue that run, or give the exported weights "
+            "(the --out file) to start a new run from them");
+  if (meta.count("kind"))
+    MOH_CHECK(meta.at("kind") == kind, "--init-from '", path, "' holds a '", meta.at("kind"), "' model, not '",
+              kind, "'");
+  LoadOptions lo;
+  lo.source = "--init-from '" + path + "' (its architecture must match --config; a dense model is converted to "
+              "MoH first with moh-convert --to-moh)";
+  load_safetensors_into(model, file, lo);
+  return meta;
+}
+
 }  // namespace moh

@@ -23,4 +23,12 @@ int64_t load_train_checkpoint(const std::string& path, const std::string& kind, 
                               FlatParams& flat, FlatAdamW& opt, Ema* ema,
                               std::map<std::string, std::string>* metadata = nullptr);
 
+// --init-from: starts a run from trained weights instead of the random init (fine-tuning, continue-tuning a model
+// that moh-convert --to-moh made from a dense one). `path` is a weights .safetensors with the model's state_dict
+// names (moh-train / moh-convert output); every parameter and persistent buffer must be there with its shape
+// (strict: the error lists each missing, unexpected or mis-shaped key). A metadata "kind" other than `kind` is an
+// error. Returns the file's metadata.
+std::map<std::string, std::string> load_init_weights(const std::string& path, const std::string& kind,
+                                                     torch::nn::Module& model);
+
 }  // namespace moh

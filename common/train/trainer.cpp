@@ -173,7 +173,7 @@ nlohmann::json TrainCommonOptions::to_json() const {
           {"warmup", warmup}, {"cosine", cosine}, {"weight_decay", weight_decay}, {"clip_grad", clip_grad},
           {"moh_loss_coeff", moh_loss_coeff}, {"ema_decay", ema_decay}, {"seed", seed}, {"device", device},
           {"log_every", log_every}, {"out", out}, {"ckpt", ckpt}, {"ckpt_every", ckpt_every}, {"resume", resume},
-          {"train_limit", train_limit}, {"time_limit_s", time_limit_s}};
+          {"init_from", init_from}, {"train_limit", train_limit}, {"time_limit_s", time_limit_s}};
 }
 
 void TrainCommonOptions::update_from_json(const nlohmann::json& j, std::set<std::string>& used) {
@@ -195,6 +195,7 @@ void TrainCommonOptions::update_from_json(const nlohmann::json& j, std::set<std:
   take(j, "ckpt", ckpt, used);
   take(j, "ckpt_every", ckpt_every, used);
   take(j, "resume", resume, used);
+  take(j, "init_from", init_from, used);
   take(j, "train_limit", train_limit, used);
   take(j, "time_limit_s", time_limit_s, used);
 }

@@ -111,6 +111,7 @@ struct TrainCommonOptions {
   std::string ckpt;              // resume checkpoint (written at the end and every ckpt_every steps); "" = none
   int64_t ckpt_every = 0;
   std::string resume;            // checkpoint to continue from
+  std::string init_from;         // weights to start from instead of the random init (see load_init_weights)
   int64_t train_limit = 0;       // use only the first N training samples (0 = all; tests)
   double time_limit_s = 0;       // wall-clock budget of the training loop (see TrainLoopOptions), 0 = none
 
