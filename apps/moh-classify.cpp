@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
                                          "an official checkpoint converted to safetensors together with --model");
     app.add_flag("--random-weights", random_weights, "run a randomly initialised --model (smoke tests only: its "
                                                      "predictions mean nothing)");
-    app.add_option("--model", model, "preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75) or config .json; "
+    app.add_option("--model", model, "preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75; dense: "
+                                     "transnext-micro/-tiny/-small/-base) or config .json; "
                                      "needed when the weights record no config");
     app.add_option("--max-image-pixels", max_image_pixels, "refuse pictures with more pixels than this, read from their "
                    "header before decoding (default 178956970, Pillow's decompression-bomb limit)")

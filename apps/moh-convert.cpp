@@ -61,7 +61,8 @@ void add_model_metadata(const std::string& model, std::map<std::string, std::str
     meta["model"] = cfg.name;
     meta["config"] = cfg.to_json().dump();
   } catch (const moh::Error& e) {
-    throw moh::Error("--model '" + model + "' is neither a MoH-ViT nor a MoH-DiT preset or config file (ViT: " + vit_err +
+    throw moh::Error("--model '" + model + "' is neither a ViT (MoH-ViT / TransNeXt) nor a DiT (MoH-DiT / DiT) "
+                     "preset or config file (ViT: " + vit_err +
                      "; DiT: " + e.what() + ")");
   }
 }
@@ -108,8 +109,8 @@ int convert_dense_to_moh(moh::ConvertOptions co, const std::string& target, uint
   meta["moh_conversion"] = nlohmann::json{{"from", co.input}, {"router_init", "wg_1 = wg_0 = 0, wg ~ N(0, 0.02^2)"},
                                           {"seed", seed}}.dump();
   moh::write_safetensors(out, converted, meta);
-  std::cout << "moh-convert: wrote '" << out << "': " << converted.size() << " tensors (" << converted.size() - dense.size()
-            << " router layers added to " << r.tensors << " dense tensors from " << r.source_description << "), "
+  std::cout << "moh-convert: wrote '" << out << "': " << converted.size() << " tensors ("
+            << converted.size() - dense.size() << " router layers added to " << r.tensors << " dense tensors from " << r.source_description << "), "
             << target_meta.at("kind") << " model '" << target_meta.at("model") << "'\n";
   return 0;
 }

@@ -48,8 +48,9 @@ int main(int argc, char** argv) {
     moh::dist::Options dist_opts;
     app.add_option("--weights", weights, "weights file (.safetensors; a self-describing file such as the demo "
                                          "model needs no --model)")->required();
-    app.add_option("--model", model, "preset (moh-vit-s-75/-s-80/-b-50/-b-75) or config .json; needed for official "
-                                     "checkpoints, checked against the weights' own config when they have one");
+    app.add_option("--model", model, "preset (moh-vit-s-75/-s-80/-b-50/-b-75; dense: transnext-micro/-tiny/-small/"
+                                     "-base) or config .json; needed for official checkpoints, checked against the "
+                                     "weights' own config when they have one");
     app.add_option("--data", data, "dataset folder, or WebDataset shards (a .tar file or a {000000..000063} pattern)")->required();
     app.add_option("--labels", labels, "label file for a flat folder: 'filename label' lines, Kaggle's "
                                        "LOC_val_solution.csv or the devkit's ILSVRC2012_validation_ground_truth.txt");

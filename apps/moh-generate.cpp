@@ -51,8 +51,9 @@ int main(int argc, char** argv) {
     moh::dit::OutputOptions out;
     int64_t num_samples = 0;
     moh::dist::Options dist_opts;
-    app.add_option("--model", model_spec, "preset (MoH-DiT-XL/2-90, ...) or JSON config file; needed when the weights "
-                                          "record no config (official checkpoints), checked against it otherwise");
+    app.add_option("--model", model_spec, "preset (MoH-DiT-XL/2-90, ...; dense: DiT-XL/2, ...) or JSON config file; "
+                                          "needed when the weights record no config (official checkpoints), checked "
+                                          "against it otherwise");
     app.add_option("--weights", weights, "DiT weights: a self-describing .safetensors (such as the demo model) or an "
                                          "official checkpoint (.safetensors / .pt) with --model");
     app.add_flag("--random-weights", random_weights, "random DiT (and, without --vae, random VAE) weights: smoke tests");

@@ -20,6 +20,8 @@ std::vector<RouteLayer> dit_route_layers(const DiTConfig& cfg) {
 }
 
 DiTRoutes dit_routes(DiT& model, Vae* vae, const GenerateParams& p_in, const torch::Device& device, int64_t bands) {
+  MOH_CHECK(model->config().moh, "'", model->config().name, "' is a dense DiT: every token uses every head, so there ",
+            "is no routing to map (moh-convert --to-moh makes a MoH model of it)");
   MOH_CHECK(p_in.labels.size() == 1, "routing maps follow one image: give exactly one class (got ",
             p_in.labels.size(), ")");
   MOH_CHECK(p_in.steps >= 1, "--steps must be at least 1, got ", p_in.steps);

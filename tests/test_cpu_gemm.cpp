@@ -14,6 +14,8 @@
 
 #include "common/cpu_gemm/onednn_linear.h"
 #include "tests/catch_compat.h"
+#include "tests/expect_error.h"
+#include "tests/test_support.h"
 
 namespace {
 using moh::cpu_gemm::Epilogue;
@@ -156,4 +158,17 @@ TEST_CASE("the oneDNN path is taken where the build has it, and MOH_CPU_GEMM-sty
   CHECK_FALSE(moh::cpu_gemm::uses_onednn(x, w));
   CHECK(moh::cpu_gemm::linear(x, w, {}).sum().item<double>() == 2 * 4 * 8);
   moh::cpu_gemm::set_enabled(was);
+}
+
+TEST_CASE("MOH_CPU_GEMM: a value other than onednn or torch is refused with the choices, not ignored", "[gemm]") {
+  std::string out;
+  const auto cmd = moh::test::bin_path("moh-bench") + " vit --only agg --iters 1 --warmup 0 2>&1";
+#ifdef MOH_TEST_EXPECT_ONEDNN  // without oneDNN the variable is never read: there is no choice to make
+  CHECK(moh::test::run_command("MOH_CPU_GEMM=onednnn " + cmd, &out) != 0);
+  INFO(out);
+  CHECK(moh::test::contains(out, "MOH_CPU_GEMM='onednnn'"));
+  CHECK(moh::test::contains(out, "'torch'"));
+#endif
+  CHECK(moh::test::run_command("MOH_CPU_GEMM=torch " + cmd, &out) == 0);
+  CHECK(moh::test::run_command("MOH_CPU_GEMM=onednn " + cmd, &out) == 0);
 }

@@ -185,7 +185,8 @@ ViTConfig vit_preset(const std::string& name) {
     std::ostringstream os;
     os << "unknown MoH-ViT model '" << name << "'; presets:";
     for (auto& p : presets()) os << " " << p.name;
-    os << " (aliases moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75), or pass a .json config file";
+    os << " (aliases moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75, transnext-micro, ...), or pass a .json "
+          "config file";
     throw Error(os.str());
   }
   for (auto& p : presets())

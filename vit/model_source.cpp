@@ -73,7 +73,8 @@ ViTModelSource resolve_vit_source(const std::string& weights, const std::string&
     src.config_origin = spec_origin;
   } else {
     throw Error("weights file '" + weights + "' records no model config (an official checkpoint?): name the "
-                "architecture with a preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75) or a config JSON");
+                "architecture with a preset (moh-vit-s-75, moh-vit-s-80, moh-vit-b-50, moh-vit-b-75, transnext-micro, "
+                "...) or a config JSON");
   }
   if (src.fmnist)
     MOH_CHECK(src.fmnist->output_size() == src.config.img_size, "preprocess makes ", src.fmnist->output_size(),

@@ -24,6 +24,8 @@ std::vector<RouteLayer> vit_route_layers(const ViTConfig& cfg) {
 }
 
 ViTRoutes vit_routes(Classifier& clf, const ImageU8& image, int topk) {
+  MOH_CHECK(clf.config().moh, "'", clf.config().name, "' is a dense TransNeXt: every token uses every head, so there ",
+            "is no routing to map (moh-convert --to-moh makes a MoH model of it)");
   ViTRoutes r;
   for (auto& l : vit_route_layers(clf.config())) r.layers.emplace_back(l, /*keep_maps=*/true);
   r.input = clf.preprocess(image);  // [C, S, S]

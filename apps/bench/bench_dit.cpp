@@ -50,7 +50,7 @@ int bench_dit(const BenchOptions& o) {
   for (const auto& s : o.only) {
     if (s == "forward" || s == "vae" || s == "sample") cases.push_back(s);
     else if (dit::is_dit_preset(s) || std::ifstream(s).good()) model_spec = s;
-    else throw Error("--only '" + s + "' is neither a dit case (forward, vae, sample) nor a MoH-DiT preset/JSON");
+    else throw Error("--only '" + s + "' is neither a dit case (forward, vae, sample) nor a DiT preset (MoH-DiT or dense DiT) / JSON");
   }
   if (cases.empty()) cases = {"forward", "vae", "sample"};
   auto want = [&](const char* c) { return std::find(cases.begin(), cases.end(), c) != cases.end(); };

@@ -25,11 +25,12 @@ namespace {
 struct VitCase {
   const char* name;    // --only name
   const char* preset;  // vit preset
-  double anchor_img_s; // official PyTorch eager, H200, batch 256, bf16 autocast
+  double anchor_img_s; // official PyTorch eager, H200, batch 256, bf16 autocast; 0 = none
+  bool on_request;     // run only when --only names it (the dense TransNeXt baselines)
 };
 
 bool selected(const BenchOptions& o, const VitCase& c) {
-  if (o.only.empty()) return true;
+  if (o.only.empty()) return !c.on_request;
   for (const auto& s : o.only)
     if (s == c.name || s == c.preset || (vit::is_vit_preset(s) && vit::vit_preset(s).name == vit::vit_preset(c.preset).name))
       return true;
@@ -75,7 +76,9 @@ int bench_vit_aggregated(const BenchOptions& o, int64_t batch) {
 }
 
 int bench_vit(const BenchOptions& o) {
-  const VitCase cases[] = {{"s80", "moh-vit-s-80", 492.0}, {"b75", "moh-vit-b-75", 369.0}};
+  const VitCase cases[] = {{"s80", "moh-vit-s-80", 492.0, false},       {"b75", "moh-vit-b-75", 369.0, false},
+                           {"tnx-micro", "transnext_micro", 0.0, true}, {"tnx-tiny", "transnext_tiny", 0.0, true},
+                           {"tnx-small", "transnext_small", 0.0, true}, {"tnx-base", "transnext_base", 0.0, true}};
   const auto device = parse_device(o.device);
   const auto precision = parse_precision(o.dtype, device);  // auto: mixed on CUDA (the apps' default), fp32 on CPU
   const auto dtype = stream_dtype(precision);               // inputs
@@ -85,7 +88,8 @@ int bench_vit(const BenchOptions& o) {
   if (o.only.size() == 1 && o.only[0] == "agg") return bench_vit_aggregated(o, batch);
   int n_selected = 0;
   for (const auto& c : cases) n_selected += selected(o, c);
-  MOH_CHECK(n_selected > 0, "--only matches none of the vit cases (s80, b75, agg)");
+  MOH_CHECK(n_selected > 0, "--only matches none of the vit cases (s80, b75, agg; dense TransNeXt: tnx-micro, tnx-tiny, "
+            "tnx-small, tnx-base)");
   MOH_CHECK(o.weights.empty() || n_selected == 1, "--weights belongs to one model: add --only s80 or --only b75");
 
   std::optional<Against> against;
@@ -108,12 +112,13 @@ int bench_vit(const BenchOptions& o) {
     }
     const double img_s = batch / (t.median_ms / 1000.0);
     char extra[256];
-    if (device.is_cuda())
+    if (device.is_cuda() && c.anchor_img_s > 0)
       std::snprintf(extra, sizeof extra, "batch %lld %s: %.1f img/s (official eager anchor %.0f img/s: x%.2f)",
                     (long long)batch, precision_to_string(precision).c_str(), img_s, c.anchor_img_s, img_s / c.anchor_img_s);
     else
-      std::snprintf(extra, sizeof extra, "batch %lld %s on %s: %.2f img/s (anchors are GPU numbers)", (long long)batch,
-                    precision_to_string(precision).c_str(), device_to_string(device).c_str(), img_s);
+      std::snprintf(extra, sizeof extra, "batch %lld %s on %s: %.2f img/s (%s)", (long long)batch,
+                    precision_to_string(precision).c_str(), device_to_string(device).c_str(), img_s,
+                    c.anchor_img_s > 0 ? "anchors are GPU numbers" : "no official anchor");
     report(std::string("vit ") + cfg.name, t, extra);
     double official_img_s = 0;
     if (against) {

@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/error.h"
+
 #ifdef MOH_WITH_ONEDNN
 #include <oneapi/dnnl/dnnl.hpp>
 #endif
@@ -21,9 +23,14 @@ namespace {
 std::atomic<int> g_enabled{-1};  // -1: not decided yet (read MOH_CPU_GEMM once)
 std::atomic<uint64_t> g_flops{0};
 
+// MOH_CPU_GEMM: unset, "" or "onednn" = oneDNN where it applies; "torch" = LibTorch's GEMMs. Anything else is a
+// typo that must not silently leave the default on.
 bool env_allows() {
   const char* v = std::getenv("MOH_CPU_GEMM");
-  return v == nullptr || std::strcmp(v, "torch") != 0;
+  if (v == nullptr || *v == '\0' || std::strcmp(v, "onednn") == 0) return true;
+  if (std::strcmp(v, "torch") == 0) return false;
+  throw Error(std::string("MOH_CPU_GEMM='") + v + "' is not a CPU GEMM choice: use 'onednn' (the default) or 'torch' "
+              "(LibTorch's GEMMs), or unset it");
 }
 
 torch::Tensor apply_epilogue_torch(torch::Tensor y, Epilogue e) {
