@@ -7,6 +7,7 @@
 
 #include "common/datasets/idx.h"
 #include "common/image/image_io.h"
+#include "common/weights/safetensors.h"
 #include "dit/generator.h"
 #include "tests/catch_compat.h"
 #include "tests/expect_error.h"
@@ -96,7 +97,9 @@ TEST_CASE("Generator opens the demo DiT, applies its recorded sampler settings a
   CHECK(gen.image_size() == 28);
   const auto p0 = gen.default_params();
   CHECK(p0.steps == 100);  // recorded in the weights' "sampling" metadata (official default: 250)
-  CHECK(p0.cfg_scale == 3.0);
+  const auto sampling = nlohmann::json::parse(moh::SafetensorsFile(repo_path(kDemoDiT)).meta("sampling"));
+  CHECK(p0.cfg_scale == sampling.at("cfg_scale").get<double>());
+  CHECK(p0.cfg_scale != 1.5);  // the recorded setting, not the generic default
   CHECK(p0.clip_denoised);
   CHECK(gen.resolve_classes({"trouser", "9"}) == std::vector<int64_t>{1, 9});
   CHECK(gen.resolve_classes({"all"}).size() == 10);
