@@ -29,37 +29,23 @@
 
 namespace {
 
-// --model: a ViT or DiT preset (or a config .json of either) -> metadata "kind" + "config", as moh-train writes them.
-void add_model_metadata(const std::string& model, std::map<std::string, std::string>& meta) {
-  if (moh::vit::is_vit_preset(model)) {
-    const auto cfg = moh::vit::vit_preset(model);
-    meta["kind"] = "vit";
-    meta["model"] = cfg.name;
-    meta["config"] = moh::vit::vit_config_to_json(cfg).dump();
-    return;
-  }
-  if (moh::dit::is_dit_preset(model)) {
-    const auto cfg = moh::dit::dit_preset(model);
-    meta["kind"] = "dit";
-    meta["model"] = cfg.name;
-    meta["config"] = cfg.to_json().dump();
-    return;
-  }
+// A --model / --to-moh value resolved once: a ViT or DiT preset, or a config .json of either.
+struct ModelSpec {
+  std::optional<moh::vit::ViTConfig> vit;
+  std::optional<moh::dit::DiTConfig> dit;
+};
+
+ModelSpec resolve_model(const std::string& model) {
+  if (moh::vit::is_vit_preset(model)) return {moh::vit::vit_preset(model), std::nullopt};
+  if (moh::dit::is_dit_preset(model)) return {std::nullopt, moh::dit::dit_preset(model)};
   std::string vit_err;
   try {
-    const auto cfg = moh::vit::resolve_vit_config(model);
-    meta["kind"] = "vit";
-    meta["model"] = cfg.name;
-    meta["config"] = moh::vit::vit_config_to_json(cfg).dump();
-    return;
+    return {moh::vit::resolve_vit_config(model), std::nullopt};
   } catch (const moh::Error& e) {
     vit_err = e.what();
   }
   try {
-    const auto cfg = moh::dit::resolve_dit_config(model);
-    meta["kind"] = "dit";
-    meta["model"] = cfg.name;
-    meta["config"] = cfg.to_json().dump();
+    return {std::nullopt, moh::dit::resolve_dit_config(model)};
   } catch (const moh::Error& e) {
     throw moh::Error("--model '" + model + "' is neither a ViT (MoH-ViT / TransNeXt) nor a DiT (MoH-DiT / DiT) "
                      "preset or config file (ViT: " + vit_err +
@@ -67,25 +53,27 @@ void add_model_metadata(const std::string& model, std::map<std::string, std::str
   }
 }
 
+// Metadata "kind" + "model" + "config", as moh-train writes them.
+void add_model_metadata(const ModelSpec& m, std::map<std::string, std::string>& meta) {
+  meta["kind"] = m.vit ? "vit" : "dit";
+  meta["model"] = m.vit ? m.vit->name : m.dit->name;
+  meta["config"] = (m.vit ? moh::vit::vit_config_to_json(*m.vit) : m.dit->to_json()).dump();
+}
+
 // --to-moh: the converted tensors are loaded strictly into the target model (every key, every shape) before
 // anything is written; the temporary plain conversion next to `out` is removed whatever happens.
 int convert_dense_to_moh(moh::ConvertOptions co, const std::string& target, uint64_t seed) {
+  const ModelSpec spec = resolve_model(target);
+  MOH_CHECK(spec.vit ? spec.vit->moh : spec.dit->moh, "--to-moh '", target,
+            "' is a dense model; give the MoH config to convert to");
   std::map<std::string, std::string> target_meta;
-  add_model_metadata(target, target_meta);
-  const bool is_vit = target_meta.at("kind") == "vit";
+  add_model_metadata(spec, target_meta);
+  const auto route_layers = spec.vit ? moh::vit::vit_route_layers(*spec.vit) : moh::dit::dit_route_layers(*spec.dit);
   std::vector<moh::AttentionLayerGates> layers;
+  for (const auto& l : route_layers) layers.push_back({l.name + ".attn", l.gates});
   std::shared_ptr<torch::nn::Module> model;  // the target, for the strict check
-  if (is_vit) {
-    const auto cfg = moh::vit::vit_config_from_json(nlohmann::json::parse(target_meta.at("config")), "--to-moh");
-    MOH_CHECK(cfg.moh, "--to-moh '", target, "' is a dense model; give the MoH config to convert to");
-    for (const auto& l : moh::vit::vit_route_layers(cfg)) layers.push_back({l.name + ".attn", l.gates});
-    model = std::make_shared<moh::vit::TransNeXtImpl>(cfg);
-  } else {
-    const auto cfg = moh::dit::DiTConfig::from_json(nlohmann::json::parse(target_meta.at("config")), "--to-moh");
-    MOH_CHECK(cfg.moh, "--to-moh '", target, "' is a dense model; give the MoH config to convert to");
-    for (const auto& l : moh::dit::dit_route_layers(cfg)) layers.push_back({l.name + ".attn", l.gates});
-    model = std::make_shared<moh::dit::DiTImpl>(cfg);
-  }
+  if (spec.vit) model = std::make_shared<moh::vit::TransNeXtImpl>(*spec.vit);
+  else model = std::make_shared<moh::dit::DiTImpl>(*spec.dit);
   const std::string out = co.output, tmp = co.output + ".dense.tmp";
   co.output = tmp;
   struct RemoveTmp {
@@ -110,8 +98,8 @@ int convert_dense_to_moh(moh::ConvertOptions co, const std::string& target, uint
                                           {"seed", seed}}.dump();
   moh::write_safetensors(out, converted, meta);
   std::cout << "moh-convert: wrote '" << out << "': " << converted.size() << " tensors ("
-            << converted.size() - dense.size() << " router layers added to " << r.tensors << " dense tensors from " << r.source_description << "), "
-            << target_meta.at("kind") << " model '" << target_meta.at("model") << "'\n";
+            << converted.size() - dense.size() << " router layers added to " << r.tensors << " dense tensors from "
+            << r.source_description << "), " << target_meta.at("kind") << " model '" << target_meta.at("model") << "'\n";
   return 0;
 }
 
@@ -148,7 +136,7 @@ int main(int argc, char** argv) {
     co.dtype = moh::with_flag("--dtype", [&] { return moh::parse_convert_dtype(dtype); });
     co.dtype_name = dtype == "keep" ? "" : dtype;
     if (!to_moh.empty()) return convert_dense_to_moh(co, to_moh, seed);
-    if (!model.empty()) add_model_metadata(model, co.metadata);  // before reading anything: a typo fails fast
+    if (!model.empty()) add_model_metadata(resolve_model(model), co.metadata);  // before reading anything: a typo fails fast
     const auto r = moh::convert_to_safetensors(co);
     std::cout << "moh-convert: wrote '" << out << "': " << r.tensors << " tensors, " << r.data_bytes << " bytes of "
               << (co.dtype ? dtype : std::string("original-dtype")) << " data from " << r.source_description << "\n";
