@@ -20,8 +20,8 @@ OUT="${2:-runs/continue-tuning-$KIND}"
 BIN="${BIN:-build/bin}"
 DATA="${DATA:-/usr/share/datasets/fashion-mnist}"
 THREADS="${THREADS:-1}"
-DENSE_CFG="models/dense-$KIND-fmnist.json"
-MOH_CFG="models/moh-$KIND-fmnist-ct.json"
+DENSE_CFG="${DENSE_CFG:-models/dense-$KIND-fmnist.json}"
+MOH_CFG="${MOH_CFG:-models/moh-$KIND-fmnist-ct.json}"
 JUDGE="models/moh-vit-fmnist.safetensors"
 for f in "$BIN/moh-train" "$BIN/moh-convert" "$DENSE_CFG" "$MOH_CFG"; do
   [ -e "$f" ] || { echo "continue-tuning-demo: missing $f (build first: scripts/build.sh)" >&2; exit 1; }
