@@ -1,9 +1,11 @@
-// Fused elementwise ops of the MoH-DiT block: LibTorch references and the CUDA dispatch (see dit/fused_ops.h).
+// Fused elementwise ops of the MoH-DiT block: LibTorch references and the dispatch to the CPU kernels
+// (dit/fused_ops_cpu.h) and the CUDA kernel (see dit/fused_ops.h).
 #include "dit/fused_ops.h"
 
 #include "common/cpu_gemm/onednn_linear.h"
 #include "common/error.h"
 #include "common/runtime/precision.h"
+#include "dit/fused_ops_cpu.h"
 #ifdef MOH_WITH_CUDA
 #include "dit/fused_ops_cuda.h"
 #endif
@@ -52,7 +54,7 @@ ResidualAndNormed gated_residual_norm_modulate_reference(const torch::Tensor& x,
                                                          const torch::Tensor& gate, const torch::Tensor& shift,
                                                          const torch::Tensor& scale, torch::ScalarType z_dtype) {
   ResidualAndNormed r;
-  r.h = torch::addcmul(x, gate.unsqueeze(1), a);  // x + gate[:, None] * a; fp32 x + bf16 branch stays fp32
+  r.h = gated_residual_reference(x, gate, a);  // fp32 x + bf16 branch stays fp32
   r.z = layer_norm_modulate_reference(r.h, shift, scale, z_dtype);
   return r;
 }
@@ -64,6 +66,8 @@ torch::Tensor layer_norm_modulate(const torch::Tensor& x, const torch::Tensor& s
   if (use_kernel(x, nullptr, {&shift, &scale}, z_dtype))
     return cuda::dit_gated_residual_norm_modulate(x, {}, {}, shift, scale, z_dtype, kDiTNormEps).z;
 #endif
+  if (cpu::fused_supported(x, nullptr, {&shift, &scale}, z_dtype))
+    return cpu::gated_residual_norm_modulate(x, {}, {}, shift, scale, kDiTNormEps).z;
   return layer_norm_modulate_reference(x, shift, scale, z_dtype);
 }
 
@@ -77,7 +81,19 @@ ResidualAndNormed gated_residual_norm_modulate(const torch::Tensor& x, const tor
     return {r.h, r.z};
   }
 #endif
+  if (cpu::fused_supported(x, &a, {&gate, &shift, &scale}, z_dtype))
+    return cpu::gated_residual_norm_modulate(x, a, gate, shift, scale, kDiTNormEps);
   return gated_residual_norm_modulate_reference(x, a, gate, shift, scale, z_dtype);
+}
+
+torch::Tensor gated_residual_reference(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& a) {
+  return torch::addcmul(x, gate.unsqueeze(1), a);  // x + gate[:, None] * a
+}
+
+torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& a) {
+  check_shapes(x, &a, {&gate});
+  if (cpu::fused_supported(x, &a, {&gate}, x.scalar_type())) return cpu::gated_residual(x, gate, a);
+  return gated_residual_reference(x, gate, a);
 }
 
 torch::Tensor fc1_gelu_reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {

@@ -1,11 +1,13 @@
 // Fused elementwise ops of the MoH-DiT block (SkyworkAI/MoH MoH-DiT/models.py `DiTBlock.forward`, `modulate`,
-// `FinalLayer.forward`): the LibTorch reference of each, used on every device, and the CUDA kernel
-// (kernels/moh_dit_fused.cu through dit/fused_ops_cuda.h) for CUDA tensors when this build has it and
-// MOH_DIT_FUSED_KERNEL=1 (off by default: the kernel has not run on a GPU yet).
+// `FinalLayer.forward`): the LibTorch reference of each (training, other dtypes), the fp32 CPU inference kernels
+// (dit/fused_ops_cpu.h: one pass per row), and the CUDA kernel (kernels/moh_dit_fused.cu through
+// dit/fused_ops_cuda.h) for CUDA tensors when this build has it and MOH_DIT_FUSED_KERNEL=1 (off by default: the
+// kernel has not run on a GPU yet).
 //
 //   layer_norm_modulate(x, shift, scale)                z = LN(x) * (1 + scale[:, None]) + shift[:, None]
 //   gated_residual_norm_modulate(x, a, gate, shift, scale)
 //                                                       h = x + gate[:, None] * a;  z = LN(h) * (1 + scale) + shift
+//   gated_residual(x, gate, a)                          x + gate[:, None] * a  (the block's MLP residual)
 // LN: no affine, eps 1e-6 (norm1, norm2, norm_final). x / h are the residual stream (fp32 under the mixed precision
 // policy, common/runtime/precision.h); a, gate, shift and scale come from GEMMs (bf16 under mixed); z feeds the next GEMM and
 // is returned in `z_dtype`. The DiT block calls these, so the golden tests run the references end to end.
@@ -29,12 +31,16 @@ ResidualAndNormed gated_residual_norm_modulate(const torch::Tensor& x, const tor
                                                const torch::Tensor& gate, const torch::Tensor& shift,
                                                const torch::Tensor& scale, torch::ScalarType z_dtype);
 
+// x, a [B, T, C]; gate [B, C].
+torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& a);
+
 // The LibTorch references (the official op order: LayerNorm, then x * (1 + scale) + shift; x + gate * a).
 torch::Tensor layer_norm_modulate_reference(const torch::Tensor& x, const torch::Tensor& shift,
                                             const torch::Tensor& scale, torch::ScalarType z_dtype);
 ResidualAndNormed gated_residual_norm_modulate_reference(const torch::Tensor& x, const torch::Tensor& a,
                                                          const torch::Tensor& gate, const torch::Tensor& shift,
                                                          const torch::Tensor& scale, torch::ScalarType z_dtype);
+torch::Tensor gated_residual_reference(const torch::Tensor& x, const torch::Tensor& gate, const torch::Tensor& a);
 
 // fc1 -> GELU(tanh) of timm Mlp, the op a GEMM epilogue would fuse (UNRUN on a GPU: no fused CUDA path yet; this is
 // the reference the epilogue must match). x [..., in], w [hidden, in], b [hidden].

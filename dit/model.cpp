@@ -140,7 +140,7 @@ torch::Tensor DiTBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
     debug->router_probs = adbg.router_probs;
     debug->topk_indices = adbg.topk_indices;
   }
-  return torch::addcmul(h, gate_mlp.unsqueeze(1), m);  // h + gate_mlp[:, None] * mlp(...)
+  return gated_residual(h, gate_mlp, m);  // h + gate_mlp[:, None] * mlp(...)
 }
 
 // ---------------------------------------------------------------------------------------------- FinalLayer
@@ -206,7 +206,9 @@ torch::Tensor DiTImpl::forward(const torch::Tensor& x, const torch::Tensor& t, c
   };
   auto xe = x_embedder->forward(x.to(pos_embed.scalar_type()));  // [B, T, C]
   record("x_embedder", xe);
-  auto h = xe + pos_embed;                                        // [B, T, C]
+  // [B, T, C], contiguous: xe is a transposed view, and the fused row kernels (dit/fused_ops_cpu.h) read the
+  // stream row by row
+  auto h = (xe + pos_embed).contiguous();
   if (debug && debug->enabled) record("t_freq", TimestepEmbedderImpl::timestep_embedding(t, 256));
   auto te = t_embedder->forward(t.to(x.device()));  // [B, C]
   if (y.device().is_cpu()) y_embedder->check_labels(y);  // on the host, before the copy: no device sync

@@ -10,7 +10,7 @@
 #
 #   scripts/continue-tuning-demo.sh vit [OUT]      (default OUT: runs/continue-tuning-vit)
 #   scripts/continue-tuning-demo.sh dit [OUT]
-# Environment: BIN (default build/bin), DATA (Fashion-MNIST folder; default the Debian dataset's), THREADS (default 1),
+# Environment: DENSE_CFG / MOH_CFG (default the two configs above), BIN (default build/bin), DATA (Fashion-MNIST folder; default the Debian dataset's), THREADS (default 1),
 # DENSE_STEPS (default: the dense config's train.steps).
 set -euo pipefail
 cd "$(dirname "$0")/.."

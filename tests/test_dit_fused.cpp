@@ -1,7 +1,8 @@
 // [dit] References of the fused MoH-DiT ops (dit/fused_ops.h): gated residual + LayerNorm + modulate and LayerNorm +
 // modulate against an independent fp64 formulation (explicit mean / biased variance, not torch::layer_norm), in fp32
 // and in the mixed layout (fp32 stream, bf16 branch and modulation); fc1 -> GELU against the model's Mlp (the CPU SIMD
-// GELU); the batched adaLN GEMM against each block's own adaLN Linear on the tiny official golden model. The DiT golden
+// GELU); the fp32 CPU kernels (dit/fused_ops_cpu.h) against the same formula and the references, and when they step
+// aside; the batched adaLN GEMM against each block's own adaLN Linear on the tiny official golden model. The DiT golden
 // test (test_dit_model.cpp) runs the same references inside every block.
 #include <torch/torch.h>
 
@@ -12,6 +13,7 @@
 #include "common/weights/state_dict.h"
 #include "dit/config.h"
 #include "dit/fused_ops.h"
+#include "dit/fused_ops_cpu.h"
 #include "dit/model.h"
 #include "tests/catch_compat.h"
 #include "tests/test_support.h"
@@ -53,7 +55,7 @@ double max_excess(const torch::Tensor& ours, const torch::Tensor& ref, double at
 
 }  // namespace
 
-TEST_CASE("Fused DiT residual/LayerNorm/modulate references match an fp64 formula (fp32 and mixed layouts)", "[dit]") {
+TEST_CASE("Fused DiT residual/LayerNorm/modulate ops match an fp64 formula (fp32 and mixed layouts)", "[dit]") {
   torch::NoGradGuard no_grad;
   uint64_t seed = 7;
   for (auto [B, T, C] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 5}, {2, 33, 24}, {3, 7, 1152}}) {
@@ -79,6 +81,58 @@ TEST_CASE("Fused DiT residual/LayerNorm/modulate references match an fp64 formul
     CHECK(max_excess(m.h, hm64, 1e-6, 1e-6) <= 0);
     CHECK(max_excess(m.z, zm64, 1e-2, 1.6e-2) <= 0);
   }
+}
+
+TEST_CASE("Fused DiT CPU kernels: fp32 inference matches the fp64 formula and the references; others fall back", "[dit]") {
+  uint64_t seed = 21;
+  // C below, at and above the 16 lanes, odd T, several images (per-image modulation rows).
+  for (auto [B, T, C] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 3, 7}, {2, 17, 16}, {3, 49, 128},
+                                                                          {2, 256, 384}}) {
+    INFO("B=" << B << " T=" << T << " C=" << C);
+    torch::NoGradGuard no_grad;
+    const auto in = make_inputs(B, T, C, seed++);
+    const auto g = in.gate(), sh = in.shift(), sc = in.scale();
+    REQUIRE(moh::dit::cpu::fused_supported(in.x, &in.a, {&g, &sh, &sc}, torch::kFloat32));
+    const auto [h64, z64] = fp64_formula(in.x, in.a, in.gate(), in.shift(), in.scale());
+    const auto k = moh::dit::cpu::gated_residual_norm_modulate(in.x, in.a, in.gate(), in.shift(), in.scale(),
+                                                               moh::dit::kDiTNormEps);
+    CHECK(max_excess(k.h, h64, 1e-6, 1e-6) <= 0);
+    CHECK(max_excess(k.z, z64, 2e-5, 2e-5) <= 0);
+    const auto ref = moh::dit::gated_residual_norm_modulate_reference(in.x, in.a, in.gate(), in.shift(), in.scale(),
+                                                                      torch::kFloat32);
+    CHECK(max_excess(k.z, ref.z.to(torch::kFloat64), 2e-5, 2e-5) <= 0);
+    const auto r = moh::dit::cpu::gated_residual(in.x, in.gate(), in.a);
+    CHECK(max_excess(r, h64, 1e-6, 1e-6) <= 0);
+    CHECK(max_excess(moh::dit::gated_residual(in.x, in.gate(), in.a), h64, 1e-6, 1e-6) <= 0);
+    const auto [x64, zx64] = fp64_formula(in.x, {}, {}, in.shift(), in.scale());
+    const auto n = moh::dit::cpu::gated_residual_norm_modulate(in.x, {}, {}, in.shift(), in.scale(),
+                                                               moh::dit::kDiTNormEps);
+    CHECK(n.h.data_ptr() == in.x.data_ptr());  // no branch: the stream is passed through, not copied
+    CHECK(max_excess(n.z, zx64, 2e-5, 2e-5) <= 0);
+  }
+  const auto in = make_inputs(2, 5, 24, 99);
+  const auto g = in.gate(), sh = in.shift(), sc = in.scale();
+  {
+    torch::NoGradGuard no_grad;
+    // Not for: a transposed (non-contiguous) stream, a bf16 z, fp64 inputs, a modulation row with a stride over C.
+    const auto xt = in.x.transpose(0, 1).contiguous().transpose(0, 1);
+    CHECK_FALSE(moh::dit::cpu::fused_supported(xt, nullptr, {&sh, &sc}, torch::kFloat32));
+    CHECK_FALSE(moh::dit::cpu::fused_supported(in.x, nullptr, {&sh, &sc}, torch::kBFloat16));
+    const auto x64 = in.x.to(torch::kFloat64);
+    CHECK_FALSE(moh::dit::cpu::fused_supported(x64, nullptr, {&sh, &sc}, torch::kFloat32));
+    const auto sc_strided = in.mod.view({2, 24, 6}).select(2, 4);  // [B, C] with stride 6 over C
+    CHECK_FALSE(moh::dit::cpu::fused_supported(in.x, nullptr, {&sh, &sc_strided}, torch::kFloat32));
+    // ...and the dispatching op still gives the formula's result on the fallback (strided) layout.
+    const auto [h64, z64] = fp64_formula(xt, {}, {}, sh, sc);
+    CHECK(max_excess(moh::dit::layer_norm_modulate(xt, sh, sc, torch::kFloat32), z64, 2e-5, 2e-5) <= 0);
+  }
+  // Training: a branch that needs a gradient keeps the differentiable reference (gradients flow to it).
+  auto a = in.a.clone().requires_grad_(true);
+  CHECK_FALSE(moh::dit::cpu::fused_supported(in.x, &a, {&g, &sh, &sc}, torch::kFloat32));
+  auto r = moh::dit::gated_residual_norm_modulate(in.x, a, g, sh, sc, torch::kFloat32);
+  r.z.sum().backward();
+  REQUIRE(a.grad().defined());
+  CHECK(a.grad().abs().sum().item<double>() > 0);
 }
 
 TEST_CASE("fc1 -> GELU reference equals the model's Mlp first half; batched adaLN equals per-block adaLN", "[dit]") {
