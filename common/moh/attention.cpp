@@ -9,8 +9,29 @@
 
 #include "common/error.h"
 #include "common/moh/attention_cuda.h"
+#include "common/runtime/cpu_simd.h"
 
 namespace moh {
+namespace {
+
+// In-place softmax of every row of a contiguous fp32 [rows, n] matrix (max-subtracted; SIMD exp within ~2 ulp).
+MOH_CPU_CLONES void softmax_rows(float* p, int64_t rows, int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* x = p + r * n;
+    simd::exp_sub(x, n, simd::max(x, n));
+    simd::scale(x, n, 1.f / simd::sum(x, n));
+  }
+}
+
+// softmax(scores, -1) in place where the SIMD rows apply (fp32, contiguous), else LibTorch's.
+torch::Tensor softmax_last_dim(torch::Tensor scores) {
+  if (scores.scalar_type() != torch::kFloat32 || !scores.is_contiguous() || scores.dim() != 2 || scores.size(1) == 0)
+    return torch::softmax(scores, -1);
+  softmax_rows(scores.data_ptr<float>(), scores.size(0), scores.size(1));
+  return scores;
+}
+
+}  // namespace
 
 torch::Tensor moh_gated_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                             const torch::Tensor& gates, double scale) {
@@ -39,7 +60,7 @@ torch::Tensor moh_gated_attention_cpu(const torch::Tensor& q, const torch::Tenso
       const bool all = n_sel == N;
       auto qh = q[b][hd];                                       // [N, d] (strided rows: no copy)
       auto qs = (all ? qh : qh.index_select(0, idx)) * scale;  // [n_sel, d], official op order (q * scale) @ k^T
-      auto attn = torch::softmax(torch::mm(qs, k[b][hd].t()), -1);         // [n_sel, Nk]
+      auto attn = softmax_last_dim(torch::mm(qs, k[b][hd].t()));           // [n_sel, Nk]
       auto o = torch::mm(attn, v[b][hd]);                                  // [n_sel, d]
       o.mul_((all ? gh : gh.index_select(0, idx)).unsqueeze(1));           // gate per token
       auto dst = out[b].select(1, hd);                                     // [N, d] view of out[b, :, hd, :]
