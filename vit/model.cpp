@@ -8,6 +8,7 @@
 #include "common/weights/safetensors.h"
 #include "common/weights/state_dict.h"
 #include "common/weights/weights_file.h"
+#include "vit/conv_glu_cpu.h"
 
 namespace moh::vit {
 
@@ -33,6 +34,9 @@ ConvolutionalGLUImpl::ConvolutionalGLUImpl(int64_t dim, int64_t hidden) {
 torch::Tensor ConvolutionalGLUImpl::forward(const torch::Tensor& x, int64_t H, int64_t W) {
   auto h2 = cpu_gemm::linear(x, fc1->weight, fc1->bias);  // [B, N, 2*hid]: first half gates through the dwconv, second half is the value
   const auto hid = h2.size(-1) / 2;
+  const auto& conv = dwconv->dwconv;
+  if (conv_glu_middle_supported(h2, conv->weight, conv->bias))  // fp32 CPU inference: one fused pass
+    return cpu_gemm::linear(conv_glu_middle_cpu(h2, conv->weight, conv->bias, H, W), fc2->weight, fc2->bias);
   auto a = dwconv(h2.slice(-1, 0, hid), H, W);
   return cpu_gemm::linear(torch::gelu(a) * h2.slice(-1, hid, 2 * hid), fc2->weight, fc2->bias);
 }
