@@ -4,6 +4,7 @@
 
 #include "common/cpu_gemm/onednn_linear.h"
 #include "common/error.h"
+#include "common/runtime/autograd.h"
 #include "common/runtime/precision.h"
 #include "dit/fused_ops_cpu.h"
 #ifdef MOH_WITH_CUDA
@@ -34,11 +35,7 @@ void check_shapes(const torch::Tensor& x, const torch::Tensor* a, std::initializ
 bool use_kernel(const torch::Tensor& x, const torch::Tensor* a, std::initializer_list<const torch::Tensor*> vecs,
                 torch::ScalarType z_dtype) {
   if (!x.is_cuda() || z_dtype != (*vecs.begin())->scalar_type() || !cuda::dit_fused_kernel_enabled()) return false;
-  if (torch::GradMode::is_enabled()) {  // forward-only kernel: training keeps the differentiable reference
-    bool grad = x.requires_grad() || (a && a->requires_grad());
-    for (const auto* v : vecs) grad = grad || v->requires_grad();
-    if (grad) return false;
-  }
+  if (needs_autograd({&x, a}) || needs_autograd(vecs)) return false;  // forward-only kernel: training keeps the reference
   return cuda::dit_fused_supported(x, a, vecs);
 }
 #endif

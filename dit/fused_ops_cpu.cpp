@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/runtime/autograd.h"
 #include "common/runtime/cpu_simd.h"
 
 namespace moh::dit::cpu {
@@ -69,17 +70,11 @@ void run_rows(const RowArgs& p, int64_t rows) {
 
 bool fused_supported(const torch::Tensor& x, const torch::Tensor* a, std::initializer_list<const torch::Tensor*> vecs,
                      torch::ScalarType z_dtype) {
-  if (z_dtype != torch::kFloat32 || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || !x.is_contiguous())
-    return false;
-  const bool autograd = torch::GradMode::is_enabled();
-  if (autograd && x.requires_grad()) return false;
-  if (a && (!a->device().is_cpu() || a->scalar_type() != torch::kFloat32 || !a->is_contiguous() ||
-            (autograd && a->requires_grad())))
-    return false;
+  if (z_dtype != torch::kFloat32 || needs_autograd({&x, a}) || needs_autograd(vecs)) return false;
+  for (const auto* t : {&x, a})
+    if (t && (!t->device().is_cpu() || t->scalar_type() != torch::kFloat32 || !t->is_contiguous())) return false;
   for (const auto* v : vecs)
-    if (!v->device().is_cpu() || v->scalar_type() != torch::kFloat32 || v->stride(1) != 1 ||
-        (autograd && v->requires_grad()))
-      return false;
+    if (!v->device().is_cpu() || v->scalar_type() != torch::kFloat32 || v->stride(1) != 1) return false;
   return true;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/runtime/autograd.h"
 #include "common/runtime/cpu_simd.h"
 
 namespace moh::vit {
@@ -41,8 +42,7 @@ MOH_CPU_CLONES void conv_glu_row(const float* __restrict in, const float* __rest
 }  // namespace
 
 bool conv_glu_middle_supported(const torch::Tensor& h2, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (torch::GradMode::is_enabled() && (h2.requires_grad() || weight.requires_grad() || bias.requires_grad()))
-    return false;
+  if (needs_autograd({&h2, &weight, &bias})) return false;
   for (const auto* t : {&h2, &weight, &bias})
     if (!t->defined() || !t->device().is_cpu() || t->scalar_type() != torch::kFloat32) return false;
   const int64_t hid = bias.size(0);
