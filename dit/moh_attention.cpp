@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/moh/attention.h"
+#include "common/runtime/autograd.h"
 
 namespace moh::dit {
 
@@ -48,9 +49,11 @@ torch::Tensor MoHAttentionImpl::forward(const torch::Tensor& x, MoHAttentionDebu
     q = q_norm->forward(q);  // LayerNorm over d
     k = k_norm->forward(k);
   }
-  // CPU fp32 inference: attend only the (token, head) pairs the router selected; otherwise the shared dispatcher.
-  const bool cpu_inference = x.device().is_cpu() && q.scalar_type() == torch::kFloat32 &&
-                             !(torch::GradMode::is_enabled() && (x.requires_grad() || qkv->weight.requires_grad()));
+  // CPU inference with an fp32 stream (fp32, and mixed precision's bf16 q/k/v, attended in fp32 as the ViT's
+  // attention is): only the (token, head) pairs the router selected; otherwise the shared dispatcher.
+  const bool cpu_inference = x.device().is_cpu() && x.scalar_type() == torch::kFloat32 &&
+                             (q.scalar_type() == torch::kFloat32 || q.scalar_type() == torch::kBFloat16) &&
+                             !needs_autograd({&x, &qkv->weight});
   auto y = cpu_inference ? moh_gated_attention_cpu(q, k, v, gates, scale_)  // [B, N, h*d]
                          : moh_gated_attention(q, k, v, gates, scale_);
   if (debug) {

@@ -13,11 +13,17 @@ torch::Tensor moh_gated_attention(const torch::Tensor& q, const torch::Tensor& k
                                   const torch::Tensor& gates, double scale);
 
 // CPU fp32 inference (no autograd): per (image, head), only the tokens whose gate is non-zero are attended (gather,
-// attend, scatter), so a routed head costs in proportion to the tokens that selected it; unselected pairs are 0.
+// attend, scatter; attention_cpu.cpp), so a routed head costs in proportion to the tokens that selected it;
+// unselected pairs are exactly 0. fp32 out; bf16 inputs (mixed precision) are attended in fp32. Other dtypes or
+// layouts (a last dimension that is not contiguous) take the reference.
 // Callers choose it explicitly (MoH-DiT's MoHAttention does for CPU float32 inference); moh_gated_attention stays the
 // bit-exact reference on the CPU.
 torch::Tensor moh_gated_attention_cpu(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                       const torch::Tensor& gates, double scale);
+
+// Throws a clear error unless q, k, v are 4-d and gates [B, N, h] matches q (every entry point checks this).
+void check_gated_attention_args(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                const torch::Tensor& gates);
 
 // The LibTorch reference on any device (what the official code computes: dense, then multiply by the gates).
 torch::Tensor moh_gated_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
