@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/runtime/autograd.h"
 #include "common/runtime/cpu_simd.h"
 
 namespace moh::dit {
@@ -27,8 +28,7 @@ MOH_CPU_CLONES void gelu_tanh_range(float* x, int64_t begin, int64_t end) {
 }  // namespace
 
 torch::Tensor gelu_tanh_inference(torch::Tensor x) {
-  const bool grad = torch::GradMode::is_enabled() && x.requires_grad();
-  if (grad || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || !x.is_contiguous())
+  if (needs_autograd({&x}) || !x.device().is_cpu() || x.scalar_type() != torch::kFloat32 || !x.is_contiguous())
     return torch::gelu(x, "tanh");
   float* p = x.data_ptr<float>();
   at::parallel_for(0, x.numel(), 16384, [&](int64_t b, int64_t e) { gelu_tanh_range(p, b, e); });

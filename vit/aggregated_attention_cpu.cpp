@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/runtime/autograd.h"
 #include "vit/aggregated_attention_kernel.h"
 
 namespace moh::vit {
 
 bool aggregated_attention_cpu_applicable(const torch::Tensor& x) {
   return x.device().is_cpu() && (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16) &&
-         !(torch::GradMode::is_enabled() && x.requires_grad());
+         !needs_autograd({&x});
 }
 
 torch::Tensor aggregated_attention_cpu(const AggregatedAttentionInputs& in) {
