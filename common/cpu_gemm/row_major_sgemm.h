@@ -10,9 +10,9 @@
 
 namespace moh::cpu_gemm {
 
-// C[M, N] = alpha * A[M, K] op(B). op(B) is B [K, N] or, with trans_b, the transpose of B [N, K]. lda, ldb, ldc are
+// C[M, N] = A[M, K] op(B). op(B) is B [K, N] or, with trans_b, the transpose of B [N, K]. lda, ldb, ldc are
 // the row strides (in floats) of A, B and C as stored; the last dimension of each is contiguous.
-void sgemm_row_major(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                     const float* B, int64_t ldb, float* C, int64_t ldc);
+void sgemm_row_major(bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                     int64_t ldb, float* C, int64_t ldc);
 
 }  // namespace moh::cpu_gemm

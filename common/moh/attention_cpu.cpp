@@ -64,9 +64,9 @@ torch::Tensor moh_gated_attention_cpu(const torch::Tensor& q, const torch::Tenso
   RECORD_FUNCTION("moh::gated_attention_cpu", std::vector<c10::IValue>());
   check_gated_attention_args(q, k, v, gates);
   if (!kernel_applies(q, k, v, gates)) return moh_gated_attention_reference(q, k, v, gates, scale);
-  if (q.scalar_type() != torch::kFloat32 || k.scalar_type() != torch::kFloat32 || v.scalar_type() != torch::kFloat32 ||
-      gates.scalar_type() != torch::kFloat32)  // bf16 (mixed precision): attend in fp32, as the ViT's attention does
-    return moh_gated_attention_cpu(as_f32(q), as_f32(k), as_f32(v), as_f32(gates), scale);
+  for (const auto* t : {&q, &k, &v, &gates})
+    if (t->scalar_type() != torch::kFloat32)  // bf16 (mixed precision): attend in fp32, as the ViT's attention does
+      return moh_gated_attention_cpu(as_f32(q), as_f32(k), as_f32(v), as_f32(gates), scale);
   const int64_t B = q.size(0), h = q.size(1), N = q.size(2), Nk = k.size(2), d = q.size(3), dv = v.size(3);
   auto out = torch::empty({B, N, h, dv}, q.options());
   const auto g = gates.contiguous();  // [B, N, h]
@@ -97,10 +97,10 @@ torch::Tensor moh_gated_attention_cpu(const torch::Tensor& q, const torch::Tenso
           for (int64_t c = 0; c < d; ++c) qs[r * d + c] = src[c] * s;
         }
         // [rows, d] x [Nk, d]^T -> [rows, Nk]
-        cpu_gemm::sgemm_row_major(true, rows, Nk, d, 1.f, qs.data(), d, kh.p, kh.stride, scores.data(), Nk);
+        cpu_gemm::sgemm_row_major(true, rows, Nk, d, qs.data(), d, kh.p, kh.stride, scores.data(), Nk);
         softmax_rows(scores.data(), rows, Nk);
         // [rows, Nk] x [Nk, dv] -> [rows, dv]
-        cpu_gemm::sgemm_row_major(false, rows, dv, Nk, 1.f, scores.data(), Nk, vh.p, vh.stride, attended.data(), dv);
+        cpu_gemm::sgemm_row_major(false, rows, dv, Nk, scores.data(), Nk, vh.p, vh.stride, attended.data(), dv);
         for (int64_t r = 0; r < rows; ++r) {  // gate per token, scattered to out[b, token, hd, :]
           const int64_t i = sel[r0 + r];
           const float gate = gh[i * h];
