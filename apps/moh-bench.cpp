@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
     auto* vit = app.add_subcommand("vit", "MoH-ViT S-80 / B-75 classification throughput");
     for (auto* s : {att, dit, vit}) common(s);
     for (auto* s : {dit, vit})
+      s->add_option("--input-seed", o.input_seed, "seed of the forward input (default 0); the same seed in "
+                    "scripts/bench-official.py --input-seed gives the official code the very same input");
+    for (auto* s : {dit, vit})
       s->add_option("--against", o.against, "JSON written by scripts/bench-official.py on the same shapes: print the "
                     "official figure next to ours and the ratio");
     dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");

@@ -36,7 +36,9 @@ Modes (--modes, comma list or 'all'; eager always runs: it is the reference and 
             session-creation times are reported; a failed export is recorded with each attempt's exception
             (first line and root cause), never ending the run. torch 1.13 has no onnxruntime (not in Debian).
   Every non-eager mode reports its error against the eager fp32 output of the same input: max |out - ref| /
-  max |ref| (random weights: ViT top-1 agreement would mean nothing). A mode this torch lacks is 'skipped' with
+  max |ref| (one element decides it; a token routed to another head moves it) and rms(out - ref) / rms(ref)
+  (random weights: ViT top-1 agreement would mean nothing). The inputs are drawn from --input-seed right before
+  use, as moh-bench --input-seed does, so with the same torch ours and the official code see the same input. A mode this torch lacks is 'skipped' with
   the reason; one that raises is 'failed' with the exception's first line; the other modes go on.
 
 Use --rounds R to alternate official and ours (--ours build/bin/moh-bench) R times in one run: each round times

@@ -38,10 +38,18 @@ void report(const std::string& name, const Timing& t, const std::string& extra) 
   std::fflush(stdout);
 }
 
-double max_rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
+RelErr rel_err(const torch::Tensor& out, const torch::Tensor& ref) {
   const auto r = ref.to(torch::kCPU, torch::kFloat64);
-  return (out.to(torch::kCPU, torch::kFloat64) - r).abs().max().item<double>() /
-         std::max(r.abs().max().item<double>(), 1e-30);
+  const auto d = out.to(torch::kCPU, torch::kFloat64) - r;
+  return {d.abs().max().item<double>() / std::max(r.abs().max().item<double>(), 1e-30),
+          d.pow(2).mean().sqrt().item<double>() / std::max(r.pow(2).mean().sqrt().item<double>(), 1e-30)};
+}
+
+void report_rel_err(const RelErr& e, nlohmann::json& result) {
+  std::printf("  error vs fp32: max|out - fp32| / max|fp32| = %.2e, rms(out - fp32) / rms(fp32) = %.2e\n", e.max_rel,
+              e.rms_rel);
+  result["rel_err_vs_fp32"] = e.max_rel;
+  result["rel_rms_vs_fp32"] = e.rms_rel;
 }
 
 GemmRate gemm_rate(const std::function<void()>& fn, const Timing& t, torch::Dtype dtype) {

@@ -21,6 +21,7 @@ struct BenchOptions {
   std::vector<std::string> only;  // sub-benchmarks to run (empty = all)
   bool profile = false;           // after timing, print a per-operator profile of extra runs (bench_profile.h)
   std::string against;            // JSON from scripts/bench-official.py: print its figures and the ratio
+  uint64_t input_seed = 0;        // seed of the dit/vit forward input (bench-official.py --input-seed draws the same)
 };
 
 struct Timing {
@@ -59,9 +60,15 @@ GemmRate gemm_rate(const std::function<void()>& fn, const Timing& t, torch::Dtyp
 std::string gemm_rate_text(const GemmRate& r);
 nlohmann::json gemm_rate_json(const GemmRate& r);
 
-// max |out - ref| / max |ref| in fp64: the error of a reduced-precision run against the same model in fp32 (the
-// measure scripts/bench-official.py gives the official code's autocast and ONNX modes).
-double max_rel_err(const torch::Tensor& out, const torch::Tensor& ref);
+// The error of a reduced-precision run against the same model in fp32, in fp64: max_rel = max |out - ref| / max |ref|
+// (one element decides it: a token routed to another head moves it), rms_rel = rms(out - ref) / rms(ref) (every
+// element counts). scripts/bench-official.py gives the official code's autocast and ONNX modes the same two.
+struct RelErr {
+  double max_rel = 0, rms_rel = 0;
+};
+RelErr rel_err(const torch::Tensor& out, const torch::Tensor& ref);
+// Prints "  error vs fp32: max ... rms ..." and stores rel_err_vs_fp32 / rel_rms_vs_fp32 in `result`.
+void report_rel_err(const RelErr& e, nlohmann::json& result);
 
 int bench_attention(const BenchOptions& o);
 int bench_dit(const BenchOptions& o);

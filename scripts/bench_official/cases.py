@@ -26,7 +26,9 @@ def rel_error(torch, out, ref):
     out = torch.as_tensor(out).float()
     diff = (out - ref).abs().max().item()
     scale = ref.abs().max().item()
-    return {"max_abs_diff": diff, "ref_max_abs": scale, "rel_err": diff / scale if scale > 0 else float("nan")}
+    rms, ref_rms = (out - ref).double().pow(2).mean().sqrt().item(), ref.double().pow(2).mean().sqrt().item()
+    return {"max_abs_diff": diff, "ref_max_abs": scale, "rel_err": diff / scale if scale > 0 else float("nan"),
+            "rel_rms": rms / ref_rms if ref_rms > 0 else float("nan")}
 
 
 class Case:
@@ -47,6 +49,7 @@ def build_vit(a, torch, names):
             sys.exit(f"bench-official: unknown vit case '{name}' (known: {', '.join(VIT_CASES)})")
         torch.manual_seed(0)
         model = getattr(transnext, VIT_CASES[name])(img_size=224, pretrain_size=224).eval()
+        torch.manual_seed(a.input_seed)  # the input: moh-bench --input-seed draws the same (same torch)
         x = torch.randn(a.vit_batch, 3, 224, 224)
         cases.append(Case("vit", "name", name, VIT_CASES[name], a.vit_batch, model, (x,), ["x"],
                           {"name": name, "model": VIT_CASES[name], "batch": a.vit_batch, "img_size": 224}))
@@ -76,6 +79,7 @@ def build_dit(a, torch, names):
         torch.manual_seed(0)
         model = models.DiT_models[name](input_size=32, num_classes=1000).eval()
         b = 2 * a.dit_images
+        torch.manual_seed(a.input_seed)  # the inputs: moh-bench --input-seed draws the same (same torch)
         x = torch.randn(b, 4, 32, 32)
         t_ = torch.randint(0, 1000, (b,))
         y = torch.cat([torch.randint(0, 1000, (a.dit_images,)), torch.full((a.dit_images,), 1000)])

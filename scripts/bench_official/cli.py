@@ -24,6 +24,8 @@ def parse_args(argv, doc):
     p.add_argument("--vit-batch", type=int, default=int(os.environ.get("MOH_BENCH_VIT_BATCH", 4)))
     p.add_argument("--dit-images", type=int, default=int(os.environ.get("MOH_BENCH_DIT_IMAGES", 1)),
                    help="n: the DiT forward runs batch 2n (n images with classifier-free guidance)")
+    p.add_argument("--input-seed", type=int, default=0,
+                   help="seed of the forward inputs (default 0); passed to moh-bench, which draws the very same input")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 2)))
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--iters", type=int, default=10)

@@ -52,6 +52,7 @@ def run_ours(a, official, round_dir, r, weights):
     for i, (sub, only) in enumerate(jobs):
         dst = os.path.join(round_dir, f"ours-{r}-{i}.json")
         cmd = [a.ours, sub, "--device", "cpu", "--dtype", "fp32", "--warmup", str(a.warmup), "--iters", str(a.iters),
+               "--input-seed", str(a.input_seed),
                "--against", src, "--json", dst] + only
         print("+ " + " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
@@ -61,7 +62,7 @@ def run_ours(a, official, round_dir, r, weights):
         for i, (sub, only) in enumerate(jobs):
             dst = os.path.join(round_dir, f"ours-mixed-{r}-{i}.json")
             cmd = [a.ours, sub, "--device", "cpu", "--dtype", "mixed", "--warmup", str(a.warmup), "--iters",
-                   str(a.iters), "--json", dst] + only
+                   str(a.iters), "--input-seed", str(a.input_seed), "--json", dst] + only
             print("+ " + " ".join(cmd), file=sys.stderr)
             subprocess.run(cmd, env=env, check=True, stdout=sys.stderr)
             with open(dst) as f:
@@ -128,10 +129,11 @@ def summarize(rounds, modes):
                     row["official_images_per_second"] = case["batch"] / (row["official_ms"] / 1000.0)
                 if off and ours_ms:
                     row["ours_over_official"] = row["official_ms"] / ours_ms
-                if mine and "rel_err_vs_fp32" in mine[-1]:
-                    row["ours_rel_err"] = mine[-1]["rel_err_vs_fp32"]
+                for src, dst in (("rel_err_vs_fp32", "ours_rel_err"), ("rel_rms_vs_fp32", "ours_rel_rms")):
+                    if mine and src in mine[-1]:
+                        row[dst] = mine[-1][src]
                 last = ok[-1] if ok else entries[0]
-                for k in ("rel_err", "max_abs_diff", "compile_s", "export_s", "session_s", "exporter", "opset",
+                for k in ("rel_err", "rel_rms", "max_abs_diff", "compile_s", "export_s", "session_s", "exporter", "opset",
                           "reason", "error", "root_cause", "why"):
                     if k in last:
                         row[k] = last[k]
@@ -143,9 +145,10 @@ def summarize(rounds, modes):
                         t["speedup"] = row["ours_over_official"]
                     table.append(t)
     print(f"\nmedians over {len(rounds)} round(s); ours = moh-bench fp32 (mixed beside autocast); ours/official = official ms / ours ms "
-          f"(> 1: ours faster); rel err = max|out - eager fp32| / max|eager fp32|", file=sys.stderr)
+          f"(> 1: ours faster); rel err = max|out - eager fp32| / max|eager fp32|, rms = rms(out - eager fp32) / "
+          f"rms(eager fp32)", file=sys.stderr)
     print(f"{'case':<26} {'batch':>5} {'mode':<9} {'official ms':>12} {'img/s':>7} {'ours ms':>9} {'ours/official':>13} "
-          f"{'rel err':>8} {'ours err':>8}  note", file=sys.stderr)
+          f"{'rel err':>8} {'ours err':>8} {'rms':>8} {'ours rms':>8}  note", file=sys.stderr)
     for row in by_mode:
         ok = row["status"] == "ok"
         off = f"{row['official_ms']:.1f}" if ok else row["status"]
@@ -154,13 +157,15 @@ def summarize(rounds, modes):
         sp = f"{row['ours_over_official']:.2f}x" if "ours_over_official" in row else "-"
         err = f"{row['rel_err']:.1e}" if "rel_err" in row else "-"
         our_err = f"{row['ours_rel_err']:.1e}" if "ours_rel_err" in row else "-"
+        rms = f"{row['rel_rms']:.1e}" if "rel_rms" in row else "-"
+        our_rms = f"{row['ours_rel_rms']:.1e}" if "ours_rel_rms" in row else "-"
         if ok:
             note = ", ".join(f"{k} {row[k]:.1f} s" for k in ("compile_s", "export_s") if k in row)
             if "exporter" in row:
                 note += f" ({row['exporter']} exporter, opset {row.get('opset')})"
         else:
             note = row.get("reason") or row.get("why") or row.get("error", "")
-        print(f"{row['model']:<26} {row['batch']:>5} {row['mode']:<9} {off:>12} {ips:>7} {ours:>9} {sp:>13} {err:>8} {our_err:>8}  "
+        print(f"{row['model']:<26} {row['batch']:>5} {row['mode']:<9} {off:>12} {ips:>7} {ours:>9} {sp:>13} {err:>8} {our_err:>8} {rms:>8} {our_rms:>8}  "
               f"{note[:160]}", file=sys.stderr)
     meta = {k: v for k, v in first.items() if k not in ("vit", "dit")}
     return {"side_by_side": table, "side_by_side_modes": by_mode, "rounds": rounds, **meta}
