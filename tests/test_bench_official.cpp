@@ -69,3 +69,27 @@ TEST_CASE("bench-official.py times the stand-in and moh-bench --against prints t
   CHECK(moh::test::run_command(two, &two_out) != 0);
   CHECK(two_out.find("threads") != std::string::npos);
 }
+
+TEST_CASE("moh-bench --input-seed fixes the forward input; mixed reports max and rms error against fp32", "[apps]") {
+  const auto dir = moh::test::temp_dir("bench_input_seed");
+  auto run = [&](int seed, const std::string& name) {
+    const std::string json = dir + "/" + name + ".json";
+    const std::string cmd = "OMP_NUM_THREADS=1 MOH_BENCH_DIT_IMAGES=1 " + moh::test::bin_path("moh-bench") +
+                            " dit --device cpu --dtype mixed --warmup 0 --iters 1 --only forward MoH-DiT-S/2-90 "
+                            "--input-seed " + std::to_string(seed) + " --json " + json + " 2>&1";
+    INFO(cmd);
+    std::string out;
+    REQUIRE(moh::test::run_command(cmd, &out) == 0);
+    INFO(out);
+    CHECK(out.find("rms(out - fp32)") != std::string::npos);
+    return moh::test::read_json(json).at("dit").at(0);
+  };
+  const auto a = run(0, "a"), b = run(0, "b"), c = run(1, "c");
+  const double rms = a.at("rel_rms_vs_fp32").get<double>();
+  CHECK(rms > 1e-4);  // bf16 GEMMs: well above fp32 noise
+  CHECK(rms < 5e-2);
+  // One thread, same weights and input: the same error to the last bit; another seed, another input.
+  CHECK(b.at("rel_rms_vs_fp32").get<double>() == rms);
+  CHECK(b.at("rel_err_vs_fp32").get<double>() == a.at("rel_err_vs_fp32").get<double>());
+  CHECK(c.at("rel_rms_vs_fp32").get<double>() != rms);
+}
