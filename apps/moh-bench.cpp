@@ -27,7 +27,10 @@ int main(int argc, char** argv) {
     for (auto* s : {att, dit, vit}) common(s);
     for (auto* s : {dit, vit})
       s->add_option("--input-seed", o.input_seed, "seed of the forward input (default 0); the same seed in "
-                    "scripts/bench-official.py --input-seed gives the official code the very same input");
+                    "scripts/bench-official.py --input-seed gives the official code the very same input")
+          ->check([](const std::string& v) {
+            return v.find('-') == std::string::npos ? std::string() : "must be 0 or more (an unsigned seed), got " + v;
+          });
     for (auto* s : {dit, vit})
       s->add_option("--against", o.against, "JSON written by scripts/bench-official.py on the same shapes: print the "
                     "official figure next to ours and the ratio");

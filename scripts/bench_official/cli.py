@@ -43,6 +43,8 @@ def parse_args(argv, doc):
     p.add_argument("--ours", default="", help="moh-bench binary to run after each official round (--against)")
     p.add_argument("--out", default="", help="write the JSON here (default: stdout)")
     a = p.parse_args(argv)
+    if a.input_seed < 0:
+        p.error(f"--input-seed must be 0 or more (moh-bench takes an unsigned seed), got {a.input_seed}")
     if a.rounds > 1 and not a.ours:
         p.error("--rounds > 1 needs --ours")
     modes = MODES if a.modes.strip() == "all" else [m.strip() for m in a.modes.split(",") if m.strip()]
