@@ -25,15 +25,15 @@ int main(int argc, char** argv) {
     auto* dit = app.add_subcommand("dit", "MoH-DiT-XL/2-90 forward and end-to-end sampling");
     auto* vit = app.add_subcommand("vit", "MoH-ViT S-80 / B-75 classification throughput");
     for (auto* s : {att, dit, vit}) common(s);
-    for (auto* s : {dit, vit})
+    for (auto* s : {dit, vit}) {
       s->add_option("--input-seed", o.input_seed, "seed of the forward input (default 0); the same seed in "
                     "scripts/bench-official.py --input-seed gives the official code the very same input")
           ->check([](const std::string& v) {
             return v.find('-') == std::string::npos ? std::string() : "must be 0 or more (an unsigned seed), got " + v;
           });
-    for (auto* s : {dit, vit})
       s->add_option("--against", o.against, "JSON written by scripts/bench-official.py on the same shapes: print the "
                     "official figure next to ours and the ratio");
+    }
     dit->add_option("--weights", o.weights, "DiT safetensors (random weights when omitted)");
     vit->add_option("--weights", o.weights, "ViT safetensors (random weights when omitted)");
     if (const auto rc = moh::parse_command_line(app, argc, argv)) return *rc;

@@ -24,9 +24,10 @@ def time_it(fn, warmup, iters):
 
 def rel_error(torch, out, ref):
     out = torch.as_tensor(out).float()
-    diff = (out - ref).abs().max().item()
+    d = (out - ref).double()
+    diff = d.abs().max().item()
     scale = ref.abs().max().item()
-    rms, ref_rms = (out - ref).double().pow(2).mean().sqrt().item(), ref.double().pow(2).mean().sqrt().item()
+    rms, ref_rms = d.pow(2).mean().sqrt().item(), ref.double().pow(2).mean().sqrt().item()
     return {"max_abs_diff": diff, "ref_max_abs": scale, "rel_err": diff / scale if scale > 0 else float("nan"),
             "rel_rms": rms / ref_rms if ref_rms > 0 else float("nan")}
 
